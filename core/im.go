@@ -1,0 +1,154 @@
+package core
+
+import (
+	"context"
+	"fmt"
+)
+
+// Outcome tells the sender's side what became of an instant message.
+type Outcome struct {
+	Delivered int  // agents that took it
+	Stored    bool // kept in the inbox's offline store
+	Dropped   bool // silently discarded as the routing rules require
+}
+
+// Send is the INSTANT MESSAGE SERVICE: it carries m to the INSTANT INBOX of
+// m.To's principal under the DELIVERY RULES and the routing rules of
+// RFC 6121 §8.5, and reports the outcome so the sender learns of failure.
+// Errors: ErrTooBig, ErrNoSuchPrincipal, ErrQuota, ErrNotDelivered (the
+// protocol bounces it) and *RefusedError from the delivery rules.
+func (e *Engine) Send(ctx context.Context, m *Message) (Outcome, error) {
+	if len(m.Payload) > e.maxMessage {
+		return Outcome{}, ErrTooBig
+	}
+	p := m.To.Principal()
+	if r := e.delivery.MayDeliver(ctx, m, p); r != ReasonNone {
+		return Outcome{}, &RefusedError{Reason: r}
+	}
+	if m.Stamp.IsZero() {
+		m.Stamp = e.now()
+	}
+	full := m.To != AgentID(p)
+	if full {
+		connected := false
+		e.agents.view(p, func(in *inbox) { connected = in.find(m.To) >= 0 })
+		if connected && e.notify.Deliver(ctx, m.To, m) {
+			return Outcome{Delivered: 1}, nil
+		}
+		// RFC 6121 §8.5.3.2.1: no such resource.
+		switch m.Kind {
+		case MsgChat:
+			// handled as if sent to the bare JID, below
+		case MsgError, MsgHeadline:
+			return Outcome{Dropped: true}, nil
+		default:
+			if e.agents.exists(p) {
+				return Outcome{}, ErrNotDelivered
+			}
+			// No agent at all: an offline principal, or none.
+			if m.Kind == MsgGroupchat {
+				return e.noAgents(ctx, m, p)
+			}
+		}
+	}
+	return e.toBare(ctx, m, p)
+}
+
+// toBare applies RFC 6121 §8.5.2 for a message to the principal itself.
+func (e *Engine) toBare(ctx context.Context, m *Message, p PrincipalID) (Outcome, error) {
+	if m.Kind == MsgGroupchat {
+		// §8.5.2.1.1: groupchat to a bare JID is an error.
+		if e.agents.exists(p) {
+			return Outcome{}, ErrNotDelivered
+		}
+		return e.noAgents(ctx, m, p)
+	}
+	if m.Kind == MsgError {
+		return Outcome{Dropped: true}, nil
+	}
+	var to [4]AgentID
+	targets := e.agents.bareTargets(to[:0], p, m.Kind == MsgHeadline)
+	n := 0
+	for _, a := range targets {
+		if e.notify.Deliver(ctx, a, m) {
+			n++
+		}
+	}
+	if n > 0 {
+		return Outcome{Delivered: n}, nil
+	}
+	return e.noAgents(ctx, m, p)
+}
+
+// noAgents applies §8.5.2.2: no available agent takes the message.
+func (e *Engine) noAgents(ctx context.Context, m *Message, p PrincipalID) (Outcome, error) {
+	var out Outcome
+	err := e.store.Update(ctx, func(tx Tx) error {
+		ok, err := tx.AccountExists(ctx, p)
+		if err != nil {
+			return err
+		}
+		if !ok {
+			return ErrNoSuchPrincipal
+		}
+		switch {
+		case m.Kind == MsgGroupchat:
+			return ErrNotDelivered
+		case m.Kind == MsgHeadline || m.Kind == MsgError || !m.Storable:
+			out.Dropped = true
+			return nil
+		}
+		n, err := tx.CountOffline(ctx, p)
+		if err != nil {
+			return err
+		}
+		if n >= e.quota {
+			return ErrQuota
+		}
+		if _, err := tx.PutOffline(ctx, p, *m); err != nil {
+			return err
+		}
+		out.Stored = true
+		return nil
+	})
+	if err != nil {
+		return Outcome{}, fmt.Errorf("message %s to %s: %w", m.ID, m.To, err)
+	}
+	return out, nil
+}
+
+// DrainOffline delivers the messages waiting in the agent's principal's
+// inbox to that agent, oldest first, and removes those it took. It is
+// called when the agent becomes available (XEP-0160 in XMPP).
+func (e *Engine) DrainOffline(ctx context.Context, a AgentID) (int, error) {
+	p := a.Principal()
+	total := 0
+	for {
+		var batch []StoredMessage
+		err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			batch, err = tx.Offline(ctx, p, 256)
+			return err
+		})
+		if err != nil || len(batch) == 0 {
+			return total, err
+		}
+		var upto int64
+		for i := range batch {
+			if !e.notify.Deliver(ctx, a, &batch[i].Message) {
+				break
+			}
+			upto = batch[i].Seq
+			total++
+		}
+		if upto == 0 {
+			return total, nil
+		}
+		if err := e.store.Update(ctx, func(tx Tx) error { return tx.DeleteOffline(ctx, p, upto) }); err != nil {
+			return total, fmt.Errorf("drain offline for %s: %w", a, err)
+		}
+		if upto != batch[len(batch)-1].Seq {
+			return total, nil
+		}
+	}
+}

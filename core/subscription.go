@@ -1,0 +1,120 @@
+package core
+
+// SubEvent is something a presentity or a watcher does to the subscription
+// between them.
+type SubEvent uint8
+
+const (
+	// EvSubscribe: the watcher asks to become a subscriber.
+	EvSubscribe SubEvent = iota
+	// EvApprove: the presentity approves a request, or approves in advance.
+	EvApprove
+	// EvDeny: the presentity refuses a request, cancels an active
+	// subscription, or withdraws a pre-approval.
+	EvDeny
+	// EvUnsubscribe: the watcher withdraws its request or ends its
+	// subscription.
+	EvUnsubscribe
+)
+
+func (e SubEvent) String() string {
+	return [...]string{"subscribe", "approve", "deny", "unsubscribe"}[e]
+}
+
+// Effect is a set of consequences of a subscription transition that the
+// protocol layer must carry out after commit.
+type Effect uint16
+
+const (
+	// FxRequest: deliver the watcher's request to the presentity's agents.
+	FxRequest Effect = 1 << iota
+	// FxApproved: tell the watcher its subscription is active.
+	FxApproved
+	// FxDenied: tell the watcher its request was refused or its
+	// subscription cancelled.
+	FxDenied
+	// FxCancelled: tell the presentity the watcher withdrew.
+	FxCancelled
+	// FxPresence: send the presentity's current presence to the watcher.
+	FxPresence
+	// FxUnavailable: tell the watcher that the presentity's agents are no
+	// longer visible to it.
+	FxUnavailable
+	// FxChanged: the stored state changed; both sides' views must be
+	// refreshed (roster pushes in XMPP).
+	FxChanged
+)
+
+// Has reports whether all bits of f are set in e.
+func (e Effect) Has(f Effect) bool { return e&f == f }
+
+// Transition is the pure subscription state machine: the next state of s
+// after ev, and what must be told to whom. It never fails; an event that
+// makes no sense in a state leaves the state alone and has no effect, except
+// where RFC 6121 §3 asks for a courtesy answer.
+func Transition(s Subscription, ev SubEvent) (Subscription, Effect) {
+	next := s
+	var fx Effect
+	switch ev {
+	case EvSubscribe:
+		switch s.State {
+		case SubNone:
+			if s.PreApproved {
+				// RFC 6121 §3.4: a pre-approved request is approved at once.
+				next.State, next.PreApproved = SubActive, false
+				fx = FxApproved | FxPresence
+			} else {
+				next.State = SubPending
+				fx = FxRequest
+			}
+		case SubPending:
+			// The presentity may have missed the first request: deliver it
+			// again; nothing is stored anew.
+			fx = FxRequest
+		case SubActive:
+			// RFC 6121 §3.1.3: the contact's server auto-replies with
+			// "subscribed" and does not bother the contact.
+			fx = FxApproved
+		}
+	case EvApprove:
+		switch s.State {
+		case SubNone:
+			// RFC 6121 §3.4: approval before any request is a pre-approval.
+			next.PreApproved = true
+		case SubPending:
+			next.State, next.PreApproved = SubActive, false
+			fx = FxApproved | FxPresence
+		case SubActive:
+			// RFC 6121 §3.1.5: nothing to do for a subscription that exists.
+		}
+	case EvDeny:
+		switch s.State {
+		case SubNone:
+			// Withdraws a pre-approval, if any (RFC 6121 §3.4).
+			next.PreApproved = false
+		case SubPending:
+			next.State = SubNone
+			fx = FxDenied
+		case SubActive:
+			next.State = SubNone
+			fx = FxDenied | FxUnavailable
+		}
+	case EvUnsubscribe:
+		switch s.State {
+		case SubNone:
+		case SubPending:
+			next.State = SubNone
+			fx = FxCancelled
+		case SubActive:
+			next.State = SubNone
+			fx = FxCancelled | FxUnavailable
+		}
+	}
+	if next.State != SubPending {
+		next.Request = nil
+	}
+	if next.State != s.State || next.PreApproved != s.PreApproved {
+		fx |= FxChanged
+	}
+	return next, fx
+}
