@@ -119,6 +119,16 @@ func (e *Engine) NewID() string {
 // Effects collects work to do after a transaction commits.
 type Effects struct {
 	fns []func(context.Context)
+	// refused is WATCHER INFORMATION about refusals found in the
+	// transaction. A refusal usually fails the transaction, which discards
+	// its writes; Update records these again after such a failure so the
+	// presentity still learns of them (RFC 2778 §5.2 STALKING).
+	refused []refusal
+}
+
+type refusal struct {
+	presentity, watcher PrincipalID
+	at                  time.Time
 }
 
 // After queues f to run after commit; it is dropped if the transaction
@@ -131,10 +141,21 @@ func (q *Effects) After(f func(context.Context)) { q.fns = append(q.fns, f) }
 func (e *Engine) Update(ctx context.Context, fn func(Tx, *Effects) error) error {
 	var q Effects
 	err := e.store.Update(ctx, func(tx Tx) error {
-		q.fns = q.fns[:0]
+		q.fns, q.refused = q.fns[:0], q.refused[:0]
 		return fn(tx, &q)
 	})
 	if err != nil {
+		if len(q.refused) > 0 {
+			// Best effort: the caller gets err either way.
+			_ = e.store.Update(ctx, func(tx Tx) error {
+				for _, r := range q.refused {
+					if _, err := tx.RecordWatcher(ctx, r.presentity, r.watcher, WatchRefused, r.at); err != nil {
+						return err
+					}
+				}
+				return nil
+			})
+		}
 		return err
 	}
 	for _, f := range q.fns {

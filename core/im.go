@@ -42,16 +42,32 @@ func (e *Engine) Send(ctx context.Context, m *Message) (Outcome, error) {
 		case MsgError, MsgHeadline:
 			return Outcome{Dropped: true}, nil
 		default:
+			// normal, groupchat: silently ignore or return an error,
+			// never store (offline storage is for the bare JID and chat).
 			if e.agents.exists(p) {
 				return Outcome{}, ErrNotDelivered
 			}
-			// No agent at all: an offline principal, or none.
-			if m.Kind == MsgGroupchat {
-				return e.noAgents(ctx, m, p)
-			}
+			return e.unroutable(ctx, m, p)
 		}
 	}
 	return e.toBare(ctx, m, p)
+}
+
+// unroutable answers a message that no agent of p may take and that must
+// not be stored: ErrNoSuchPrincipal for an unknown principal, else
+// ErrNotDelivered.
+func (e *Engine) unroutable(ctx context.Context, m *Message, p PrincipalID) (Outcome, error) {
+	err := e.store.View(ctx, func(tx Tx) error {
+		ok, err := tx.AccountExists(ctx, p)
+		if err == nil && !ok {
+			err = ErrNoSuchPrincipal
+		}
+		return err
+	})
+	if err == nil {
+		err = ErrNotDelivered
+	}
+	return Outcome{}, fmt.Errorf("message %s to %s: %w", m.ID, m.To, err)
 }
 
 // toBare applies RFC 6121 §8.5.2 for a message to the principal itself.
@@ -134,20 +150,23 @@ func (e *Engine) DrainOffline(ctx context.Context, a AgentID) (int, error) {
 			return total, err
 		}
 		var upto int64
+		n := 0
 		for i := range batch {
+			batch[i].Delayed = true
 			if !e.notify.Deliver(ctx, a, &batch[i].Message) {
 				break
 			}
 			upto = batch[i].Seq
-			total++
+			n++
 		}
-		if upto == 0 {
+		total += n
+		if n == 0 {
 			return total, nil
 		}
 		if err := e.store.Update(ctx, func(tx Tx) error { return tx.DeleteOffline(ctx, p, upto) }); err != nil {
 			return total, fmt.Errorf("drain offline for %s: %w", a, err)
 		}
-		if upto != batch[len(batch)-1].Seq {
+		if n != len(batch) {
 			return total, nil
 		}
 	}

@@ -184,6 +184,9 @@ type Message struct {
 	// no agent takes it (it has content, not only a notification).
 	Storable bool
 	Stamp    time.Time
+	// Delayed marks a message delivered from the offline store, so the
+	// protocol can say when it was sent.
+	Delayed bool
 }
 
 // StoredMessage is a message waiting in an INSTANT INBOX while no agent is

@@ -43,7 +43,9 @@ func (e *Engine) Agents(p PrincipalID) []AgentInfo {
 // agent, which must be connected) and sends NOTIFICATIONS to the
 // presentity's subscribers that the ACCESS RULES allow, and to the
 // principal's own available agents. On the agent's first publication it
-// also receives the presence of everything its principal watches and any
+// also receives the presence of everything its principal watches, the
+// tuples of its principal's other available agents (an entity is
+// implicitly subscribed to its own presence, RFC 6121 §4.2.2) and any
 // subscription requests waiting for the principal (RFC 6121 §4.2, §3.1.3).
 func (e *Engine) Publish(ctx context.Context, t Tuple) error {
 	a := t.Contact.Address
@@ -87,6 +89,13 @@ func (e *Engine) Publish(ctx context.Context, t Tuple) error {
 	for _, s := range watchers {
 		if s.State == SubPending {
 			e.notify.Subscription(ctx, s, FxRequest, a)
+		}
+	}
+	one := []AgentID{a}
+	own := e.agents.tuples(p)
+	for i := range own {
+		if own[i].Contact.Address != a {
+			e.notify.Presence(ctx, &own[i], one)
 		}
 	}
 	return e.sendCurrent(ctx, watching, a)
@@ -208,7 +217,9 @@ func (e *Engine) withdrawn(ctx context.Context, p PrincipalID, t *Tuple, last bo
 	if self != "" {
 		to = append(to, self)
 	}
-	e.notify.Presence(ctx, t, to)
+	if len(to) > 0 {
+		e.notify.Presence(ctx, t, to)
+	}
 	if err != nil {
 		return fmt.Errorf("unpublish for %s: %w", t.Contact.Address, err)
 	}

@@ -31,6 +31,9 @@ func (e *Engine) ApplySubscription(ctx context.Context, tx Tx, q *Effects, prese
 			if _, err := tx.RecordWatcher(ctx, presentity, watcher, WatchRefused, now); err != nil {
 				return Subscription{}, 0, err
 			}
+			// The caller's transaction fails with the refusal and drops
+			// the record above; Update records it again after that.
+			q.refused = append(q.refused, refusal{presentity: presentity, watcher: watcher, at: now})
 			return Subscription{}, 0, &RefusedError{Reason: r}
 		}
 	}
@@ -57,11 +60,16 @@ func (e *Engine) ApplySubscription(ctx context.Context, tx Tx, q *Effects, prese
 	if err != nil {
 		return Subscription{}, 0, err
 	}
-	e.queueEffects(q, next, fx)
+	e.queueEffects(q, cur, next, fx)
 	return next, fx, nil
 }
 
-func (e *Engine) queueEffects(q *Effects, s Subscription, fx Effect) {
+// queueEffects queues what the transition from prev to s requires. The
+// presence it sends goes through the ACCESS RULES like any other
+// notification: FxPresence is judged on the new subscription, FxUnavailable
+// on the one that ended (a watcher the rules hid the presentity from never
+// saw it available).
+func (e *Engine) queueEffects(q *Effects, prev, s Subscription, fx Effect) {
 	if fx == 0 {
 		return
 	}
@@ -69,27 +77,23 @@ func (e *Engine) queueEffects(q *Effects, s Subscription, fx Effect) {
 		if proto := fx &^ (FxPresence | FxUnavailable); proto != 0 {
 			e.notify.Subscription(ctx, s, proto, "")
 		}
-		if fx.Has(FxPresence) {
-			to := e.agents.availableTo(nil, s.Watcher)
-			if len(to) == 0 {
-				return
-			}
-			ts := e.agents.tuples(s.Presentity)
-			for i := range ts {
-				e.notify.Presence(ctx, &ts[i], to)
-			}
-			if len(ts) == 0 {
-				_ = e.sendLast(ctx, []PrincipalID{s.Presentity}, to)
+		if fx.Has(FxPresence) && e.access.MayWatch(ctx, s.Presentity, s.Watcher, s) == ReasonNone {
+			if to := e.agents.availableTo(nil, s.Watcher); len(to) > 0 {
+				ts := e.agents.tuples(s.Presentity)
+				for i := range ts {
+					e.notify.Presence(ctx, &ts[i], to)
+				}
+				if len(ts) == 0 {
+					_ = e.sendLast(ctx, []PrincipalID{s.Presentity}, to)
+				}
 			}
 		}
-		if fx.Has(FxUnavailable) {
-			to := e.agents.availableTo(nil, s.Watcher)
-			if len(to) == 0 {
-				return
-			}
-			for _, t := range e.agents.tuples(s.Presentity) {
-				closed := Tuple{Status: Status{Basic: Closed}, Contact: t.Contact, Stamp: e.now()}
-				e.notify.Presence(ctx, &closed, to)
+		if fx.Has(FxUnavailable) && e.access.MayWatch(ctx, prev.Presentity, prev.Watcher, prev) == ReasonNone {
+			if to := e.agents.availableTo(nil, s.Watcher); len(to) > 0 {
+				for _, t := range e.agents.tuples(s.Presentity) {
+					closed := Tuple{Status: Status{Basic: Closed}, Contact: t.Contact, Stamp: e.now()}
+					e.notify.Presence(ctx, &closed, to)
+				}
 			}
 		}
 	})

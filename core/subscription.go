@@ -52,25 +52,34 @@ func (e Effect) Has(f Effect) bool { return e&f == f }
 // after ev, and what must be told to whom. It never fails; an event that
 // makes no sense in a state leaves the state alone and has no effect, except
 // where RFC 6121 §3 asks for a courtesy answer.
+//
+// PreApproved only has a meaning while the watcher is not a subscriber: a
+// pre-approval approves the watcher's request (RFC 6121 §3.4), so every
+// result with State SubActive has PreApproved false, and every EvDeny
+// withdraws it.
 func Transition(s Subscription, ev SubEvent) (Subscription, Effect) {
 	next := s
+	if next.State == SubActive {
+		// A stale pre-approval on an active subscription approves nothing.
+		next.PreApproved = false
+	}
 	var fx Effect
 	switch ev {
 	case EvSubscribe:
 		switch s.State {
-		case SubNone:
+		case SubNone, SubPending:
 			if s.PreApproved {
 				// RFC 6121 §3.4: a pre-approved request is approved at once.
 				next.State, next.PreApproved = SubActive, false
 				fx = FxApproved | FxPresence
-			} else {
+			} else if s.State == SubNone {
 				next.State = SubPending
 				fx = FxRequest
 			}
-		case SubPending:
-			// The presentity may have missed the first request: deliver it
-			// again; nothing is stored anew.
-			fx = FxRequest
+			// else RFC 6121 Appendix A.3.1, "None + Pending In": no state
+			// change and the request is not delivered again (§3.1.3: the
+			// contact gets one request per user; the stored one is re-sent
+			// when the contact next becomes available).
 		case SubActive:
 			// RFC 6121 §3.1.3: the contact's server auto-replies with
 			// "subscribed" and does not bother the contact.
@@ -88,10 +97,10 @@ func Transition(s Subscription, ev SubEvent) (Subscription, Effect) {
 			// RFC 6121 §3.1.5: nothing to do for a subscription that exists.
 		}
 	case EvDeny:
+		// RFC 6121 §3.4, Appendix A.2.3: "unsubscribed" cancels a
+		// pre-approval in every state.
+		next.PreApproved = false
 		switch s.State {
-		case SubNone:
-			// Withdraws a pre-approval, if any (RFC 6121 §3.4).
-			next.PreApproved = false
 		case SubPending:
 			next.State = SubNone
 			fx = FxDenied

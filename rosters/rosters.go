@@ -230,15 +230,26 @@ func (s *Service) Remove(ctx context.Context, owner, contact core.PrincipalID) e
 		if !ok {
 			return core.ErrNoSuchPrincipal
 		}
+		// The contact's entry composes the state of both directions and
+		// its own pre-approval; the owner's pre-approval is not part of it.
+		contactChanged := false
 		if e.Subscription == To || e.Subscription == Both || e.Ask {
-			if _, _, err := s.engine.ApplySubscription(ctx, tx, q, contact, owner, core.EvUnsubscribe, nil); err != nil {
+			_, fx, err := s.engine.ApplySubscription(ctx, tx, q, contact, owner, core.EvUnsubscribe, nil)
+			if err != nil {
 				return err
 			}
+			contactChanged = contactChanged || fx.Has(core.FxChanged)
 		}
 		if e.Subscription == From || e.Subscription == Both || e.PendingIn || e.Approved {
-			if _, _, err := s.engine.ApplySubscription(ctx, tx, q, owner, contact, core.EvDeny, nil); err != nil {
+			prev, err := tx.Subscription(ctx, owner, contact)
+			if err != nil {
 				return err
 			}
+			next, _, err := s.engine.ApplySubscription(ctx, tx, q, owner, contact, core.EvDeny, nil)
+			if err != nil {
+				return err
+			}
+			contactChanged = contactChanged || next.State != prev.State
 		}
 		if err := tx.DeleteRosterItem(ctx, owner, contact); err != nil {
 			return err
@@ -246,6 +257,10 @@ func (s *Service) Remove(ctx context.Context, owner, contact core.PrincipalID) e
 		rm := Entry{Item: Item{Contact: contact}, Subscription: Remove}
 		if err := s.refresh(ctx, tx, q, owner, contact, &rm); err != nil {
 			return err
+		}
+		if !contactChanged {
+			// No new version, no push for an entry that did not change.
+			return nil
 		}
 		return s.refresh(ctx, tx, q, contact, owner, nil)
 	})
@@ -278,8 +293,12 @@ func (s *Service) Unsubscribe(ctx context.Context, user, contact core.PrincipalI
 func (s *Service) change(ctx context.Context, presentity, watcher core.PrincipalID, ev core.SubEvent, req []byte, owner, contact core.PrincipalID) (core.Effect, error) {
 	var fx core.Effect
 	err := s.update(ctx, func(tx Tx, q *core.Effects) error {
-		var err error
-		if _, fx, err = s.engine.ApplySubscription(ctx, tx, q, presentity, watcher, ev, req); err != nil {
+		prev, err := tx.Subscription(ctx, presentity, watcher)
+		if err != nil {
+			return err
+		}
+		var next core.Subscription
+		if next, fx, err = s.engine.ApplySubscription(ctx, tx, q, presentity, watcher, ev, req); err != nil {
 			return err
 		}
 		added := false
@@ -293,13 +312,18 @@ func (s *Service) change(ctx context.Context, presentity, watcher core.Principal
 				added = true
 			}
 		}
-		if !fx.Has(core.FxChanged) && !added {
-			return nil
+		// Push only the entries that changed: the presentity's composes
+		// this subscription's state and pre-approval, the watcher's only
+		// its state (Compose).
+		if fx.Has(core.FxChanged) || (added && owner == presentity) {
+			if err := s.refresh(ctx, tx, q, presentity, watcher, nil); err != nil {
+				return err
+			}
 		}
-		if err := s.refresh(ctx, tx, q, presentity, watcher, nil); err != nil {
-			return err
+		if next.State != prev.State || (added && owner == watcher) {
+			return s.refresh(ctx, tx, q, watcher, presentity, nil)
 		}
-		return s.refresh(ctx, tx, q, watcher, presentity, nil)
+		return nil
 	})
 	return fx, err
 }

@@ -1,0 +1,144 @@
+package xmppmap
+
+import (
+	"errors"
+
+	"mellium.im/xmpp/stanza"
+
+	"github.com/imppd/imppd/core"
+)
+
+// stanzaErrorFor maps an engine error onto the one stanza error that tells
+// the sender what happened. This table is the only place where core's
+// errors meet RFC 6120 §8.3 conditions.
+func stanzaErrorFor(err error) stanza.Error {
+	var refused *core.RefusedError
+	switch {
+	case errors.As(err, &refused):
+		switch refused.Reason {
+		case core.ReasonBlocked, core.ReasonContactsOnly:
+			// Reveal nothing about the recipient (XEP-0191 §3.5).
+			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+		case core.ReasonQuota:
+			return stanza.Error{Type: stanza.Wait, Condition: stanza.ResourceConstraint}
+		case core.ReasonNoSuchPrincipal:
+			return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+		}
+		return stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden}
+	case errors.Is(err, core.ErrNoSuchPrincipal):
+		// RFC 6121 §8.5.1: no such user.
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	case errors.Is(err, core.ErrNotDelivered):
+		// RFC 6121 §8.5.2.2 and §8.5.3.2.
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}
+	case errors.Is(err, core.ErrQuota):
+		// RFC 6121 §8.5.2.2.1 / XEP-0160: offline storage is full.
+		return stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable, Text: map[string]string{"en": "offline storage is full"}}
+	case errors.Is(err, core.ErrTooBig):
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.PolicyViolation, Text: map[string]string{"en": "message too large"}}
+	case errors.Is(err, core.ErrSelf):
+		return stanza.Error{Type: stanza.Modify, Condition: stanza.NotAllowed}
+	case errors.Is(err, core.ErrForbidden):
+		return stanza.Error{Type: stanza.Auth, Condition: stanza.Forbidden}
+	}
+	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+}
+
+// appendStanzaError serializes an <error/> child (RFC 6120 §8.3.2).
+func appendStanzaError(b []byte, se stanza.Error) []byte {
+	b = append(b, "<error type='"...)
+	b = append(b, string(se.Type)...)
+	b = append(b, "'><"...)
+	b = append(b, string(se.Condition)...)
+	b = append(b, " xmlns='"+nsStanza+"'/>"...)
+	for lang, text := range se.Text {
+		b = append(b, "<text xmlns='"+nsStanza+"'"...)
+		if lang != "" {
+			b = append(b, " xml:lang='"...)
+			b = appendEscaped(b, lang, true)
+			b = append(b, '\'')
+		}
+		b = append(b, '>')
+		b = appendEscaped(b, text, false)
+		b = append(b, "</text>"...)
+	}
+	return append(b, "</error>"...)
+}
+
+// errorReply builds the error stanza answering el (RFC 6120 §8.3.1): the
+// same kind, type='error', addressed back to its sender, carrying the
+// original payload and the error.
+func errorReply(el *Element, from string, se stanza.Error) []byte {
+	b := make([]byte, 0, 256)
+	b = append(b, '<')
+	b = append(b, el.Name.Local...)
+	b = append(b, " type='error'"...)
+	if id := el.Get("id"); id != "" {
+		b = append(b, " id='"...)
+		b = appendEscaped(b, id, true)
+		b = append(b, '\'')
+	}
+	if from != "" {
+		b = append(b, " from='"...)
+		b = appendEscaped(b, from, true)
+		b = append(b, '\'')
+	}
+	if to := el.Get("from"); to != "" {
+		b = append(b, " to='"...)
+		b = appendEscaped(b, to, true)
+		b = append(b, '\'')
+	}
+	b = append(b, '>')
+	for _, n := range el.Nodes {
+		if n.Elem != nil && !(n.Elem.Name.Local == "error" && n.Elem.Name.Space == nsClient) {
+			b = n.Elem.AppendXML(b, nsClient)
+		}
+	}
+	b = appendStanzaError(b, se)
+	b = append(b, "</"...)
+	b = append(b, el.Name.Local...)
+	return append(b, '>')
+}
+
+// iqError answers an IQ with an error, without echoing its payload.
+func iqError(iq *Element, from string, se stanza.Error) []byte {
+	b := []byte("<iq type='error' id='")
+	b = appendEscaped(b, iq.Get("id"), true)
+	b = append(b, '\'')
+	if from != "" {
+		b = append(b, " from='"...)
+		b = appendEscaped(b, from, true)
+		b = append(b, '\'')
+	}
+	if to := iq.Get("from"); to != "" {
+		b = append(b, " to='"...)
+		b = appendEscaped(b, to, true)
+		b = append(b, '\'')
+	}
+	b = append(b, '>')
+	b = appendStanzaError(b, se)
+	return append(b, "</iq>"...)
+}
+
+// iqResult answers an IQ with a result holding payload (may be empty).
+func iqResult(iq *Element, from, payload string) []byte {
+	b := []byte("<iq type='result' id='")
+	b = appendEscaped(b, iq.Get("id"), true)
+	b = append(b, '\'')
+	if from != "" {
+		b = append(b, " from='"...)
+		b = appendEscaped(b, from, true)
+		b = append(b, '\'')
+	}
+	if to := iq.Get("from"); to != "" {
+		b = append(b, " to='"...)
+		b = appendEscaped(b, to, true)
+		b = append(b, '\'')
+	}
+	if payload == "" {
+		return append(b, "/>"...)
+	}
+	b = append(b, '>')
+	b = append(b, payload...)
+	return append(b, "</iq>"...)
+}

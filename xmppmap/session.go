@@ -1,0 +1,401 @@
+package xmppmap
+
+import (
+	"bufio"
+	"context"
+	"crypto/rand"
+	"crypto/tls"
+	"encoding/base64"
+	"encoding/xml"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"runtime/debug"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stream"
+
+	"github.com/imppd/imppd/core"
+)
+
+// systemShutdown is RFC 6120 §4.9.3.17, which mellium names SystemShutdown.
+var systemShutdown = stream.SystemShutdown
+
+const writeTimeout = 30 * time.Second
+
+// session is one client connection: negotiation first (run), then the
+// stanza loop on the reading goroutine and a writer goroutine that drains
+// a bounded queue, batching whatever is queued into one write.
+type session struct {
+	srv    *Server
+	conn   net.Conn
+	direct bool
+	ip     string
+	log    *slog.Logger
+
+	br     *bufio.Reader
+	budget budgetReader
+	dec    *xml.Decoder
+
+	streamID   string
+	domain     string
+	lang       string
+	clientFrom string
+	secure     bool
+	tlsState   *tls.ConnectionState
+	authed     core.PrincipalID
+	failures   int // failed credentials on this stream
+	attempts   int // SASL attempts refused on this stream, for any reason
+	pinged     bool
+	pingID     string
+	lastRead   time.Time
+	pending    *Element // an <auth/> read while looking for <starttls/>
+
+	// Set at bind; read-only afterwards.
+	jid   jid.JID
+	full  string
+	bare  core.PrincipalID
+	agent core.AgentID
+	trace bool
+
+	// Writer state, guarded by wmu.
+	wmu       sync.Mutex
+	queue     [][]byte
+	spare     [][]byte
+	closing   bool
+	writerOn  bool
+	wake      chan struct{}
+	writerEnd chan struct{}
+	done      chan struct{} // closed when run returns
+
+	// Presence state, touched only by the reading goroutine.
+	available  bool
+	interested atomic.Bool // requested the roster (RFC 6121 §2.1.6)
+	directed   map[string]struct{}
+}
+
+func newSession(s *Server, conn net.Conn, direct bool) *session {
+	ss := &session{srv: s, conn: conn, direct: direct, ip: remoteIP(conn), done: make(chan struct{})}
+	ss.log = s.log.With("remote", conn.RemoteAddr().String())
+	return ss
+}
+
+// reset starts a new XML decoder on the current connection (RFC 6120
+// §4.3.3: after TLS and SASL the stream restarts).
+func (ss *session) reset(limit int) {
+	ss.br = bufio.NewReaderSize(idleReader{ss}, 4096)
+	ss.budget = budgetReader{r: ss.br, left: limit}
+	ss.dec = xml.NewDecoder(&ss.budget)
+	ss.dec.Strict = true
+}
+
+// idleReader reads from the connection with the idle deadline: a silent
+// bound client is pinged once (XEP-0199) and dropped if it stays silent.
+type idleReader struct{ ss *session }
+
+func (r idleReader) Read(p []byte) (int, error) {
+	ss := r.ss
+	for {
+		if ss.full == "" {
+			_ = ss.conn.SetReadDeadline(time.Now().Add(ss.srv.cfg.HandshakeTimeout))
+		} else if ss.pinged {
+			_ = ss.conn.SetReadDeadline(time.Now().Add(ss.srv.cfg.PingTimeout))
+		} else {
+			_ = ss.conn.SetReadDeadline(time.Now().Add(ss.srv.cfg.IdleTimeout))
+		}
+		n, err := ss.conn.Read(p)
+		if n > 0 {
+			ss.pinged = false
+			return n, nil
+		}
+		var ne net.Error
+		if errors.As(err, &ne) && ne.Timeout() {
+			if ss.full != "" && !ss.pinged && !ss.isClosing() {
+				ss.pinged = true
+				ss.pingID = "idle-" + ss.srv.engine.NewID()
+				ss.send([]byte("<iq type='get' from='" + ss.domain + "' to='" + escAttr(ss.full) + "' id='" + ss.pingID + "'><ping xmlns='urn:xmpp:ping'/></iq>"))
+				continue
+			}
+			return 0, errTimeout
+		}
+		return n, err
+	}
+}
+
+var errTimeout = errors.New("connection timed out")
+
+func (ss *session) run() {
+	ss.srv.track(ss, true)
+	defer close(ss.done)
+	defer ss.srv.track(ss, false)
+	defer func() {
+		if r := recover(); r != nil {
+			ss.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+			ss.closeWith(streamError(stream.InternalServerError, ""))
+		}
+		ss.finish()
+	}()
+	if ss.direct {
+		cfg := ss.srv.cfg.TLS.Clone()
+		cfg.NextProtos = []string{"xmpp-client"}
+		tc := tls.Server(ss.conn, cfg)
+		_ = ss.conn.SetDeadline(time.Now().Add(ss.srv.cfg.HandshakeTimeout))
+		if err := tc.Handshake(); err != nil {
+			ss.log.Debug("direct TLS handshake failed", "err", err)
+			return
+		}
+		_ = ss.conn.SetDeadline(time.Time{})
+		ss.conn = tc
+		cs := tc.ConnectionState()
+		ss.tlsState, ss.secure = &cs, true
+	}
+	if err := ss.negotiate(); err != nil {
+		ss.fail(err)
+		return
+	}
+	ss.loop()
+}
+
+// fail reports err to the peer as the stream error it maps to, if any, and
+// closes the stream.
+func (ss *session) fail(err error) {
+	if se, ok := classify(err); ok {
+		ss.log.Debug("stream error", "condition", se.Err, "err", err, "jid", ss.full)
+		ss.closeWith(se)
+		return
+	}
+	if !errors.Is(err, errClosed) {
+		ss.log.Debug("connection ended", "err", err, "jid", ss.full)
+	}
+	_ = ss.conn.Close()
+}
+
+var errClosed = errors.New("stream closed by peer")
+
+// finish unbinds the session and tells the engine its agent is gone.
+func (ss *session) finish() {
+	if ss.full != "" {
+		ss.srv.router.remove(ss.full, ss)
+		ctx := context.Background()
+		if ss.available {
+			ss.sendDirectedUnavailable()
+		}
+		if err := ss.srv.engine.Disconnect(ctx, ss.agent, nil); err != nil {
+			ss.log.Warn("disconnect", "err", err)
+		}
+		ss.log.Info("session ended")
+	}
+	ss.wmu.Lock()
+	ss.closing = true
+	on := ss.writerOn
+	ss.wmu.Unlock()
+	if on {
+		ss.kick()
+		<-ss.writerEnd
+	}
+	_ = ss.conn.Close()
+}
+
+// writeNow writes b synchronously; used before the writer goroutine runs.
+func (ss *session) writeNow(b []byte) error {
+	ss.traceOut(b)
+	_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	_, err := ss.conn.Write(b)
+	return err
+}
+
+// send queues a serialized top-level element for the client. It reports
+// false when the session is closing or its queue is full; a client that
+// does not read its queue is disconnected rather than let it grow.
+func (ss *session) send(b []byte) bool {
+	ss.wmu.Lock()
+	if ss.closing {
+		ss.wmu.Unlock()
+		return false
+	}
+	if !ss.writerOn {
+		err := ss.writeNow(b)
+		ss.wmu.Unlock()
+		return err == nil
+	}
+	if len(ss.queue) >= ss.srv.cfg.SendQueue {
+		ss.closing = true
+		ss.wmu.Unlock()
+		ss.log.Warn("send queue full; disconnecting slow client", "jid", ss.full)
+		_ = ss.conn.Close()
+		return false
+	}
+	ss.queue = append(ss.queue, b)
+	ss.wmu.Unlock()
+	ss.kick()
+	return true
+}
+
+func (ss *session) kick() {
+	select {
+	case ss.wake <- struct{}{}:
+	default:
+	}
+}
+
+func (ss *session) isClosing() bool {
+	ss.wmu.Lock()
+	defer ss.wmu.Unlock()
+	return ss.closing
+}
+
+// startWriter hands writing over to a goroutine once the session is bound.
+func (ss *session) startWriter() {
+	ss.wmu.Lock()
+	ss.wake = make(chan struct{}, 1)
+	ss.writerEnd = make(chan struct{})
+	ss.writerOn = true
+	ss.wmu.Unlock()
+	go ss.writer()
+}
+
+func (ss *session) writer() {
+	defer close(ss.writerEnd)
+	var buf []byte
+	for range ss.wake {
+		ss.wmu.Lock()
+		q := ss.queue
+		ss.queue = ss.spare[:0]
+		closing := ss.closing
+		ss.wmu.Unlock()
+		buf = buf[:0]
+		for _, b := range q {
+			buf = append(buf, b...)
+			ss.traceOut(b)
+		}
+		clear(q)
+		ss.wmu.Lock()
+		ss.spare = q
+		ss.wmu.Unlock()
+		if len(buf) > 0 {
+			_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+			if _, err := ss.conn.Write(buf); err != nil {
+				_ = ss.conn.Close()
+				return
+			}
+		}
+		if closing {
+			_ = ss.conn.Close()
+			return
+		}
+		if cap(buf) > 64<<10 {
+			buf = nil // an idle session keeps no large buffer
+		}
+	}
+}
+
+// closeWith sends a stream error and the closing tag, then closes: at once
+// before binding, after the queued stanzas once bound (RFC 6120 §4.9.1.1).
+func (ss *session) closeWith(se stream.Error) {
+	var b []byte
+	ss.wmu.Lock()
+	if ss.closing {
+		ss.wmu.Unlock()
+		return
+	}
+	if ss.streamID == "" {
+		// The error answers the initial header: open our stream first.
+		ss.streamID = newStreamID()
+		b = appendHeader(b, ss.streamID, ss.defaultDomain(), "", "")
+	}
+	b = appendStreamError(b, se)
+	b = append(b, "</stream:stream>"...)
+	if ss.writerOn {
+		ss.queue = append(ss.queue, b)
+		ss.closing = true
+		ss.wmu.Unlock()
+		ss.kick()
+		return
+	}
+	ss.closing = true
+	_ = ss.writeNow(b)
+	ss.wmu.Unlock()
+	_ = ss.conn.Close()
+}
+
+func (ss *session) defaultDomain() string {
+	if ss.domain != "" {
+		return ss.domain
+	}
+	return ss.srv.cfg.Domains[0]
+}
+
+func newStreamID() string {
+	var b [12]byte
+	_, _ = rand.Read(b[:])
+	return base64.RawURLEncoding.EncodeToString(b[:])
+}
+
+// loop reads stanzas until the stream ends.
+func (ss *session) loop() {
+	ss.startWriter()
+	for {
+		ss.budget.left = ss.srv.cfg.MaxStanzaSize
+		tok, err := ss.dec.Token()
+		if err != nil {
+			ss.fail(err)
+			return
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth)
+			if err != nil {
+				ss.fail(err)
+				return
+			}
+			ss.traceIn(el)
+			if err := ss.handle(el); err != nil {
+				ss.fail(err)
+				return
+			}
+		case xml.EndElement:
+			// The client closed its stream (RFC 6120 §4.4): close ours.
+			ss.wmu.Lock()
+			if !ss.closing {
+				ss.queue = append(ss.queue, []byte("</stream:stream>"))
+				ss.closing = true
+			}
+			ss.wmu.Unlock()
+			ss.kick()
+			return
+		case xml.CharData:
+			if !isSpace(t) {
+				ss.fail(streamError(stream.BadFormat, "text at stream level"))
+				return
+			}
+		default:
+			ss.fail(errRestricted)
+			return
+		}
+	}
+}
+
+func isSpace(b []byte) bool {
+	for _, c := range b {
+		if c != ' ' && c != '\t' && c != '\r' && c != '\n' {
+			return false
+		}
+	}
+	return true
+}
+
+// bareString is the session's bare JID as a string.
+func (ss *session) bareString() string { return string(ss.bare) }
+
+func escAttr(s string) string { return string(appendEscaped(nil, s, true)) }
+
+// logStanza returns a logger carrying the session's JID and a stanza id.
+func (ss *session) logStanza(id string) *slog.Logger {
+	return ss.log.With("stanza", id)
+}
+
+var _ = fmt.Sprintf
