@@ -1,6 +1,9 @@
 package core
 
-import "errors"
+import (
+	"errors"
+	"strconv"
+)
 
 // Typed errors returned by the engine. The protocol layer maps each to one
 // wire condition, in one table.
@@ -39,5 +42,10 @@ const (
 )
 
 func (r Reason) String() string {
-	return [...]string{"none", "blocked", "contacts-only", "quota", "no-such-principal", "policy"}[r]
+	names := [...]string{"none", "blocked", "contacts-only", "quota", "no-such-principal", "policy"}
+	if int(r) < len(names) {
+		return names[r]
+	}
+	// Rules are plug-ins and may use reasons of their own.
+	return "reason(" + strconv.Itoa(int(r)) + ")"
 }

@@ -132,8 +132,8 @@ func TestSendRouting(t *testing.T) {
 			}
 			var got []core.AgentID
 			for _, d := range e.rec.Deliveries() {
-				if d.Message.ID != m.ID {
-					t.Errorf("delivered %q, want %q", d.Message.ID, m.ID)
+				if d.Message.ID != m.ID || d.Message.Delayed {
+					t.Errorf("delivered %q (delayed=%v), want %q live", d.Message.ID, d.Message.Delayed, m.ID)
 				}
 				if d.Accepted {
 					got = append(got, d.To)
@@ -238,11 +238,14 @@ func TestDrainOffline(t *testing.T) {
 				if to != "o@x/1" {
 					t.Errorf("drained to %s", to)
 				}
+				if !m.Delayed {
+					t.Errorf("drained %s without Delayed", m.ID)
+				}
 				got = append(got, m.ID)
 			}
 
 			// Stops at the first refusal; the refused stays stored.
-			for _, stop := range []int{0, 2, 260} {
+			for _, stop := range []int{0, 1, 2, 260} {
 				k := 0
 				e.rec.Accept(func(to core.AgentID, m *core.Message) bool {
 					if len(got) >= stop {

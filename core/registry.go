@@ -124,7 +124,7 @@ func (r *registry) bareTargets(dst []AgentID, p PrincipalID, all bool) []AgentID
 		if in == nil {
 			return
 		}
-		best := 0
+		best, start := 0, len(dst)
 		for i := range in.agents {
 			s := &in.agents[i]
 			if !s.available || s.tuple.Priority < 0 {
@@ -132,7 +132,7 @@ func (r *registry) bareTargets(dst []AgentID, p PrincipalID, all bool) []AgentID
 			}
 			if !all && s.tuple.Priority > best {
 				best = s.tuple.Priority
-				dst = dst[:0]
+				dst = dst[:start]
 			}
 			if all || s.tuple.Priority == best {
 				dst = append(dst, s.id)

@@ -1,5 +1,7 @@
 package core
 
+import "strconv"
+
 // SubEvent is something a presentity or a watcher does to the subscription
 // between them.
 type SubEvent uint8
@@ -18,7 +20,11 @@ const (
 )
 
 func (e SubEvent) String() string {
-	return [...]string{"subscribe", "approve", "deny", "unsubscribe"}[e]
+	names := [...]string{"subscribe", "approve", "deny", "unsubscribe"}
+	if int(e) < len(names) {
+		return names[e]
+	}
+	return "event(" + strconv.Itoa(int(e)) + ")"
 }
 
 // Effect is a set of consequences of a subscription transition that the

@@ -321,3 +321,42 @@ func TestSubscriptionNotifications(t *testing.T) {
 	}
 	e.expectPresence(t, "approve while offline", "closed a@x(gone) -> b@x/1")
 }
+
+// An event Transition does not know changes nothing, and names of values
+// outside the known sets do not panic (rules are plug-ins and may invent
+// reasons).
+func TestUnknownValues(t *testing.T) {
+	for _, st := range []core.SubState{core.SubNone, core.SubPending, core.SubActive} {
+		in := core.Subscription{State: st, Request: []byte("r")}
+		got, fx := core.Transition(in, core.SubEvent(9))
+		if got.State != st || fx != 0 {
+			t.Errorf("unknown event on %s: %s, %s", st, got.State, fxString(fx))
+		}
+	}
+	if s := core.SubEvent(9).String(); s == "" {
+		t.Error("unknown event has no name")
+	}
+	for r, want := range map[core.Reason]string{core.ReasonNone: "none", core.ReasonBlocked: "blocked", core.ReasonContactsOnly: "contacts-only", core.ReasonQuota: "quota", core.ReasonNoSuchPrincipal: "no-such-principal", core.ReasonPolicy: "policy", core.Reason(200): "reason(200)"} {
+		if got := r.String(); got != want {
+			t.Errorf("Reason(%d) = %q, want %q", r, got, want)
+		}
+	}
+	err := &core.RefusedError{Reason: core.Reason(77)}
+	if !errors.Is(err, core.ErrForbidden) || err.Error() != "core: refused: reason(77)" {
+		t.Errorf("refusal with a plug-in reason: %v", err)
+	}
+	for _, k := range []core.WatcherKind{core.WatchSubscriber, core.WatchFetcher, core.WatchPoller, core.WatchRefused, 0} {
+		if k.String() == "" {
+			t.Errorf("WatcherKind(%d) has no name", k)
+		}
+	}
+	if core.Open.String() != "open" || core.Closed.String() != "closed" {
+		t.Error("Basic names")
+	}
+	if p := core.AgentID("a@x/r/s").Principal(); p != "a@x" {
+		t.Errorf("Principal = %q", p)
+	}
+	if p := core.AgentID("a@x").Principal(); p != "a@x" {
+		t.Errorf("Principal of bare = %q", p)
+	}
+}

@@ -321,9 +321,11 @@ func (ss *session) saslExchange(auth *Element) (core.PrincipalID, error) {
 	} else {
 		var ok bool
 		mech, ok = scram.Mechanism(name, scram.Options{
-			Lookup:         ss.lookup,
-			ServerCertDER:  ss.srv.certDER,
-			PlusAdvertised: ss.tlsState != nil,
+			Lookup:          ss.lookup,
+			ServerCertDER:   ss.srv.certDER,
+			PlusAdvertised:  ss.tlsState != nil,
+			Domain:          ss.domain,
+			DecoyIterations: ss.srv.cfg.ScramIterations,
 		}, &res)
 		if !ok {
 			return "", failure("invalid-mechanism")
@@ -466,8 +468,12 @@ func (ss *session) plain(res *scram.Result) sasl.Mechanism {
 					return false, nil, nil, scram.ErrNotAuthorized
 				}
 			}
-			c, ok := ss.lookup(user, "SHA-256")
-			if !ok || !scram.VerifyPlain(c, pass) {
+			c, ok := ss.lookup(user, scram.SHA256)
+			if !ok {
+				// Spend the same work on an unknown user as on a known one.
+				c = ss.srv.decoy
+			}
+			if !scram.VerifyPlain(c, pass) || !ok {
 				return false, nil, nil, scram.ErrNotAuthorized
 			}
 			return false, nil, nil, nil

@@ -22,6 +22,7 @@ import (
 
 	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/rosters"
+	"github.com/imppd/imppd/xmppmap/scram"
 )
 
 // Config is what the stream layer needs from the administrator's
@@ -42,6 +43,7 @@ type Config struct {
 	PingTimeout      time.Duration
 	SendQueue        int
 
+	ScramIterations       int // of stored credentials, shown to unknown users too
 	MaxFailuresPerStream  int
 	MaxFailuresPerIP      int
 	MaxFailuresPerAccount int
@@ -66,6 +68,7 @@ type Server struct {
 	accounts Accounts
 	log      *slog.Logger
 	certDER  []byte
+	decoy    core.Credentials // PLAIN's stand-in for unknown users
 	trace    map[core.PrincipalID]bool
 
 	router   router
@@ -110,6 +113,10 @@ func New(cfg Config, engine *core.Engine, ros *rosters.Service, accounts Account
 		s.certDER = cfg.TLS.Certificates[0].Certificate[0]
 	}
 	s.router.init()
+	var err error
+	if s.decoy, err = scram.Derive(scram.SHA256, newStreamID(), []byte(newStreamID()), cfg.ScramIterations); err != nil {
+		return nil, fmt.Errorf("xmppmap: %w", err)
+	}
 	engine.SetNotifier(s)
 	if ros != nil {
 		ros.SetPusher(s)
@@ -130,6 +137,7 @@ func defaults(c *Config) {
 	set(&c.MaxConnsPerIP, 64)
 	set(&c.SendQueue, 1024)
 	set(&c.MaxFailuresPerStream, 3)
+	set(&c.ScramIterations, 10000)
 	set(&c.MaxFailuresPerIP, 20)
 	set(&c.MaxFailuresPerAccount, 10)
 	setD := func(v *time.Duration, d time.Duration) {

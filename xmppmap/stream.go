@@ -228,6 +228,9 @@ func classify(err error) (stream.Error, bool) {
 		return streamError(stream.NotWellFormed, syn.Msg), true
 	case errors.Is(err, io.EOF), errors.Is(err, io.ErrUnexpectedEOF):
 		return se, false
+	case strings.Contains(err.Error(), "CharsetReader"):
+		// encoding/xml refuses a declared non-UTF-8 encoding this way.
+		return streamError(stream.UnsupportedEncoding, "only UTF-8 is supported"), true
 	}
 	return se, false
 }

@@ -107,6 +107,7 @@ func xmppConfig(c *config.Config, tlsConf *tls.Config) xmppmap.Config {
 		IdleTimeout:           c.C2S.IdleTimeout.Duration,
 		PingTimeout:           c.C2S.PingTimeout.Duration,
 		SendQueue:             c.C2S.SendQueue,
+		ScramIterations:       c.Auth.ScramIterations,
 		MaxFailuresPerStream:  c.Auth.MaxFailuresPerStream,
 		MaxFailuresPerIP:      c.Auth.MaxFailuresPerIP,
 		MaxFailuresPerAccount: c.Auth.MaxFailuresPerAccount,
