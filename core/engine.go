@@ -5,6 +5,7 @@ import (
 	"crypto/rand"
 	"encoding/base32"
 	"encoding/binary"
+	"sync"
 	"sync/atomic"
 	"time"
 )
@@ -56,6 +57,7 @@ type Engine struct {
 	pollWindow time.Duration
 	now        func() time.Time
 	agents     registry
+	drainLocks [64]sync.Mutex // by registry shard: one drain per principal at a time
 	idPrefix   string
 	idSeq      atomic.Uint64
 }

@@ -138,6 +138,10 @@ func (e *Engine) noAgents(ctx context.Context, m *Message, p PrincipalID) (Outco
 // called when the agent becomes available (XEP-0160 in XMPP).
 func (e *Engine) DrainOffline(ctx context.Context, a AgentID) (int, error) {
 	p := a.Principal()
+	// Two agents of one principal must not both take the same messages.
+	mu := &e.drainLocks[e.agents.shardIndex(p)]
+	mu.Lock()
+	defer mu.Unlock()
 	total := 0
 	for {
 		var batch []StoredMessage

@@ -331,3 +331,33 @@ func (e *Engine) WatcherInfo(ctx context.Context, reader, p PrincipalID) ([]Watc
 	})
 	return out, err
 }
+
+// MayWatch reports whether the ACCESS RULES let watcher see presentity's
+// presence now, for protocol features that reveal as much as presence does
+// (service discovery on an account, last activity).
+func (e *Engine) MayWatch(ctx context.Context, presentity, watcher PrincipalID) (bool, error) {
+	if presentity == watcher {
+		return true, nil
+	}
+	var sub Subscription
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		sub, err = tx.Subscription(ctx, presentity, watcher)
+		return err
+	})
+	if err != nil {
+		return false, err
+	}
+	return e.access.MayWatch(ctx, presentity, watcher, sub) == ReasonNone, nil
+}
+
+// Exists reports whether p is an account here.
+func (e *Engine) Exists(ctx context.Context, p PrincipalID) (bool, error) {
+	ok := false
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		ok, err = tx.AccountExists(ctx, p)
+		return err
+	})
+	return ok, err
+}

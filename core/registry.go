@@ -37,8 +37,10 @@ func (r *registry) init() {
 	}
 }
 
-func (r *registry) shard(p PrincipalID) *shard {
-	return &r.shards[maphash.String(r.seed, string(p))%uint64(len(r.shards))]
+func (r *registry) shard(p PrincipalID) *shard { return &r.shards[r.shardIndex(p)] }
+
+func (r *registry) shardIndex(p PrincipalID) int {
+	return int(maphash.String(r.seed, string(p)) % uint64(len(r.shards)))
 }
 
 // update runs f on p's inbox under the shard's write lock, creating the

@@ -51,6 +51,9 @@ type Config struct {
 
 	TraceAll      bool
 	TraceAccounts []string
+
+	// Admins are the bare JIDs with administrative rights.
+	Admins []string
 }
 
 // Accounts is the part of the account store the stream layer reads.
@@ -74,6 +77,8 @@ type Server struct {
 	router   router
 	throttle *throttle
 	handlers map[iqKey]iqHandlerFunc
+	xeps     []XEP
+	admins   map[core.PrincipalID]bool
 
 	mu        sync.Mutex
 	perIP     map[string]int
@@ -105,6 +110,10 @@ func New(cfg Config, engine *core.Engine, ros *rosters.Service, accounts Account
 	s.registerBuiltins()
 	for _, d := range cfg.Domains {
 		s.domains[d] = true
+	}
+	s.admins = make(map[core.PrincipalID]bool)
+	for _, a := range cfg.Admins {
+		s.admins[core.PrincipalID(a)] = true
 	}
 	for _, a := range cfg.TraceAccounts {
 		s.trace[core.PrincipalID(a)] = true
@@ -303,12 +312,5 @@ func (s *Server) registerBuiltins() {
 	s.handle(toServer, nsSession, "session", func(ss *session, iq, _ *Element) { ss.send(iqResult(iq, ss.domain, "")) })
 	s.handle(toSelf, nsSession, "session", func(ss *session, iq, _ *Element) { ss.send(iqResult(iq, "", "")) })
 	s.handle(toSelf, nsRoster, "query", handleRoster)
-	// XEP-0199: the server answers pings addressed to it (and to the
-	// account, RFC 6120 §10.3.3).
-	pong := func(ss *session, iq, _ *Element) {
-		from := iq.Get("to")
-		ss.send(iqResult(iq, from, ""))
-	}
-	s.handle(toServer, nsPing, "ping", pong)
-	s.handle(toSelf, nsPing, "ping", pong)
+	s.xeps = append(s.xeps, builtinXEPs...)
 }

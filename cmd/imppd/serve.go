@@ -18,6 +18,7 @@ import (
 	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/rosters"
 	"github.com/imppd/imppd/xmppmap"
+	"github.com/imppd/imppd/xmppmap/xeps"
 )
 
 func serve(args []string, stderr io.Writer) error {
@@ -57,6 +58,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	srv.Use(xeps.Modules()...)
 	var addrs []any
 	for _, l := range []struct {
 		key, addr string
@@ -114,6 +116,7 @@ func xmppConfig(c *config.Config, tlsConf *tls.Config) xmppmap.Config {
 		FailureWindow:         c.Auth.FailureWindow.Duration,
 		TraceAll:              c.Log.TraceStanzas,
 		TraceAccounts:         c.Log.TraceAccounts,
+		Admins:                c.Admins,
 	}
 }
 

@@ -1,0 +1,145 @@
+package xmppmap
+
+import (
+	"sort"
+
+	"mellium.im/xmpp/jid"
+	"mellium.im/xmpp/stanza"
+
+	"github.com/imppd/imppd/core"
+	"github.com/imppd/imppd/rosters"
+)
+
+// XEP describes one compiled-in protocol extension: what docs/XEPS.md
+// lists and what service discovery advertises.
+type XEP struct {
+	Number  int
+	Title   string
+	Version string // version of the specification implemented
+	Status  string // "complete" or "partial: what is missing"
+	// Features are disco#info features on the server (XEP-0030);
+	// AccountFeatures on every account's bare JID.
+	Features        []string
+	AccountFeatures []string
+}
+
+// Module is an extension package: it describes itself and registers its
+// handlers on the server.
+type Module interface {
+	XEP() XEP
+	Register(s *Server)
+}
+
+// Target says to whom an IQ request is addressed.
+type Target uint8
+
+const (
+	// ToServer: a served domain.
+	ToServer = Target(toServer)
+	// ToAccount: the sender's own bare JID, or no 'to' (RFC 6120 §10.3.3).
+	ToAccount = Target(toSelf)
+	// ToContact: another account's bare JID, answered by the server on
+	// the account's behalf (RFC 6120 §10.5.3).
+	ToContact = Target(toLocal)
+)
+
+// IQ is an IQ request being handled by a module.
+type IQ struct {
+	Stanza  *Element // the whole <iq/>
+	Payload *Element // its only child
+	To      jid.JID  // as addressed; zero when no 'to'
+	ss      *session
+}
+
+// From is the requesting session's full JID.
+func (q *IQ) From() jid.JID { return q.ss.jid }
+
+// Account is the requesting principal.
+func (q *IQ) Account() core.PrincipalID { return q.ss.bare }
+
+// Domain is the served domain of the requesting session.
+func (q *IQ) Domain() string { return q.ss.domain }
+
+// replyFrom is the address a reply comes from: what the request named.
+func (q *IQ) replyFrom() string {
+	if q.Stanza.Get("to") == "" {
+		return ""
+	}
+	return q.To.String()
+}
+
+// Result answers with payload (serialized XML; may be empty).
+func (q *IQ) Result(payload []byte) { q.ss.send(iqResult(q.Stanza, q.replyFrom(), string(payload))) }
+
+// Error answers with a stanza error.
+func (q *IQ) Error(se stanza.Error) { q.ss.send(iqError(q.Stanza, q.replyFrom(), se)) }
+
+// HandleIQ registers h for IQ requests with a payload of the given name
+// addressed to t.
+func (s *Server) HandleIQ(t Target, space, local string, h func(*IQ)) {
+	s.handlers[iqKey{target(t), space, local}] = func(ss *session, iq, payload *Element) {
+		var to jid.JID
+		if v := iq.Get("to"); v != "" {
+			to, _ = jid.Parse(v)
+		}
+		h(&IQ{Stanza: iq, Payload: payload, To: to, ss: ss})
+	}
+}
+
+// Use registers modules and records their XEPs.
+func (s *Server) Use(mods ...Module) {
+	for _, m := range mods {
+		s.xeps = append(s.xeps, m.XEP())
+		m.Register(s)
+	}
+}
+
+// XEPs lists the extensions compiled in and enabled, by number.
+func (s *Server) XEPs() []XEP {
+	out := append([]XEP(nil), s.xeps...)
+	sort.Slice(out, func(i, j int) bool { return out[i].Number < out[j].Number })
+	return out
+}
+
+// Features lists the disco#info features of the server (account=false)
+// or of an account's bare JID, sorted and without duplicates.
+func (s *Server) Features(account bool) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, x := range s.xeps {
+		fs := x.Features
+		if account {
+			fs = x.AccountFeatures
+		}
+		for _, f := range fs {
+			if !seen[f] {
+				seen[f] = true
+				out = append(out, f)
+			}
+		}
+	}
+	sort.Strings(out)
+	return out
+}
+
+// Engine is the core engine behind this server.
+func (s *Server) Engine() *core.Engine { return s.engine }
+
+// Rosters is the roster service behind this server.
+func (s *Server) Rosters() *rosters.Service { return s.rosters }
+
+// IsAdmin reports whether p is listed as an administrator.
+func (s *Server) IsAdmin(p core.PrincipalID) bool { return s.admins[p] }
+
+// Served reports whether domain is served here.
+func (s *Server) Served(domain string) bool { return s.domains[domain] }
+
+// Server returns the server handling the request.
+func (q *IQ) Server() *Server { return q.ss.srv }
+
+// XML serializes el for a reply payload.
+func XML(el *Element) []byte { return el.AppendXML(nil, nsClient) }
+
+// Escape escapes s for a single-quoted XML attribute value or for
+// character data.
+func Escape(s string) string { return string(appendEscaped(nil, s, true)) }

@@ -1,0 +1,61 @@
+package xeps
+
+import (
+	"fmt"
+	"os"
+	"strings"
+	"testing"
+
+	"github.com/imppd/imppd/core"
+	"github.com/imppd/imppd/xmppmap"
+)
+
+// Markdown renders the registry as docs/XEPS.md.
+func markdown(x []xmppmap.XEP) string {
+	var b strings.Builder
+	b.WriteString("# Compiled-in XEPs\n\nGenerated from `xmppmap/xeps` and the extensions built into `xmppmap` by\n`IMPPD_UPDATE_DOCS=1 go test ./xmppmap/xeps`; do not edit by hand.\n\n")
+	b.WriteString("| XEP | title | version | status | disco features |\n|---|---|---|---|---|\n")
+	for _, e := range x {
+		fs := append(append([]string(nil), e.Features...), e.AccountFeatures...)
+		feat := strings.Join(dedup(fs), "<br>")
+		fmt.Fprintf(&b, "| [XEP-%04d](https://xmpp.org/extensions/xep-%04d.html) | %s | %s | %s | %s |\n", e.Number, e.Number, e.Title, e.Version, e.Status, feat)
+	}
+	return b.String()
+}
+
+func dedup(in []string) []string {
+	seen := map[string]bool{}
+	var out []string
+	for _, s := range in {
+		if !seen[s] {
+			seen[s] = true
+			out = append(out, "`"+s+"`")
+		}
+	}
+	return out
+}
+
+func TestDocsUpToDate(t *testing.T) {
+	engine := core.New(core.Config{})
+	srv, err := xmppmap.New(xmppmap.Config{Domains: []string{"localhost"}}, engine, nil, nil, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Use(Modules()...)
+	want := markdown(srv.XEPs())
+	const path = "../../docs/XEPS.md"
+	if os.Getenv("IMPPD_UPDATE_DOCS") != "" {
+		if err := os.WriteFile(path, []byte(want), 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	got, err := os.ReadFile(path)
+	if err != nil || string(got) != want {
+		t.Fatalf("docs/XEPS.md is stale: run IMPPD_UPDATE_DOCS=1 go test ./xmppmap/xeps")
+	}
+	for _, e := range srv.XEPs() {
+		if e.Number == 0 || e.Title == "" || e.Version == "" || e.Status == "" {
+			t.Errorf("incomplete XEP entry %+v", e)
+		}
+	}
+}
