@@ -72,7 +72,7 @@ func (ss *session) waitDone(d time.Duration) {
 	select {
 	case <-ss.done:
 	case <-time.After(d):
-		_ = ss.conn.Close()
+		ss.closeConn()
 		<-ss.done
 	}
 }

@@ -61,9 +61,12 @@ func (ss *session) openStream() error {
 	if ss.domain != "" && d.Domainpart() != ss.domain {
 		return streamError(stream.HostUnknown, "the stream restarted for another domain")
 	}
-	ss.domain, ss.lang, ss.clientFrom = d.Domainpart(), h.lang, h.from
-	ss.streamID = newStreamID()
-	b := appendHeader(nil, ss.streamID, ss.domain, "", h.lang)
+	id := newStreamID()
+	// closeWith reads these from other goroutines (shutdown, conflicts).
+	ss.wmu.Lock()
+	ss.domain, ss.lang, ss.clientFrom, ss.streamID = d.Domainpart(), h.lang, h.from, id
+	ss.wmu.Unlock()
+	b := appendHeader(nil, id, ss.domain, "", h.lang)
 	b = ss.appendFeatures(b)
 	if !ss.send(b) {
 		return errClosed
@@ -185,7 +188,9 @@ func (ss *session) negotiateTLS() (bool, error) {
 				return false, errClosed
 			}
 			_ = ss.conn.SetDeadline(time.Time{})
+			ss.wmu.Lock()
 			ss.conn = tc
+			ss.wmu.Unlock()
 			cs := tc.ConnectionState()
 			ss.tlsState, ss.secure = &cs, true
 			ss.reset(ss.srv.cfg.MaxPreauthSize)

@@ -268,7 +268,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	case <-ctx.Done():
 		s.mu.Lock()
 		for ss := range s.sessions {
-			_ = ss.conn.Close()
+			ss.closeConn()
 		}
 		s.mu.Unlock()
 		return ctx.Err()

@@ -149,7 +149,9 @@ func (ss *session) run() {
 			return
 		}
 		_ = ss.conn.SetDeadline(time.Time{})
+		ss.wmu.Lock()
 		ss.conn = tc
+		ss.wmu.Unlock()
 		cs := tc.ConnectionState()
 		ss.tlsState, ss.secure = &cs, true
 	}
@@ -240,6 +242,14 @@ func (ss *session) kick() {
 	case ss.wake <- struct{}{}:
 	default:
 	}
+}
+
+// closeConn closes the current connection from any goroutine.
+func (ss *session) closeConn() {
+	ss.wmu.Lock()
+	c := ss.conn
+	ss.wmu.Unlock()
+	_ = c.Close()
 }
 
 func (ss *session) isClosing() bool {

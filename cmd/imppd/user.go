@@ -25,15 +25,20 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
+	switch {
+	case sub != "add" && sub != "passwd" && sub != "del" && sub != "list":
+		return usageError{"unknown user command " + sub}
+	case sub == "list" && f.fs.NArg() != 0:
+		return usageError{"user list takes no JID"}
+	case sub != "list" && f.fs.NArg() != 1:
+		return usageError{"user " + sub + " needs one JID"}
+	}
 	cfg, err := loadConfig(f.config)
 	if err != nil {
 		return err
 	}
 	ctx := context.Background()
 	if sub == "list" {
-		if f.fs.NArg() != 0 {
-			return usageError{"user list takes no JID"}
-		}
 		store, err := openDB(ctx, cfg)
 		if err != nil {
 			return err
@@ -47,9 +52,6 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			fmt.Fprintln(stdout, id)
 		}
 		return nil
-	}
-	if f.fs.NArg() != 1 {
-		return usageError{"user " + sub + " needs one JID"}
 	}
 	id, err := accountJID(cfg, f.fs.Arg(0))
 	if err != nil {
@@ -96,8 +98,6 @@ func user(args []string, stdin io.Reader, stdout, stderr io.Writer) error {
 			return err
 		}
 		fmt.Fprintln(stdout, "deleted", id)
-	default:
-		return usageError{"unknown user command " + sub}
 	}
 	return nil
 }
