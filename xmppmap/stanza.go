@@ -39,14 +39,17 @@ func (ss *session) handle(el *Element) error {
 	el.Set("from", ss.full)
 	var to jid.JID
 	if t := el.Get("to"); t != "" {
-		var err error
-		if to, err = jid.Parse(t); err != nil {
+		a, err := ss.parseTo(t)
+		if err != nil {
 			if el.Get("type") != "error" && el.Get("type") != "result" {
 				ss.send(errorReply(el, ss.domain, stanza.Error{Type: stanza.Modify, Condition: stanza.JIDMalformed}))
 			}
 			return nil
 		}
-		el.Set("to", to.String())
+		if a.str != t {
+			el.Set("to", a.str)
+		}
+		to = a.jid
 	}
 	switch el.Name.Local {
 	case "iq":
@@ -57,6 +60,26 @@ func (ss *session) handle(el *Element) error {
 		ss.handlePresence(el, to)
 	}
 	return nil
+}
+
+// addr is a parsed destination with its canonical string forms.
+type addr struct {
+	raw, str, bare string
+	jid            jid.JID
+}
+
+// parseTo parses a 'to' address, remembering the last one: a client mostly
+// talks to the same peer, and PRECIS preparation is costly.
+func (ss *session) parseTo(raw string) (*addr, error) {
+	if ss.lastTo.raw == raw && raw != "" {
+		return &ss.lastTo, nil
+	}
+	j, err := jid.Parse(raw)
+	if err != nil {
+		return nil, err
+	}
+	ss.lastTo = addr{raw: raw, str: j.String(), bare: j.Bare().String(), jid: j}
+	return &ss.lastTo, nil
 }
 
 // target classifies a stanza's destination.
@@ -190,14 +213,17 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 		bounce(stanza.Error{Type: stanza.Cancel, Condition: stanza.ServiceUnavailable}, to.String())
 		return
 	}
+	toStr, bare := el.Get("to"), ss.bareString()
+	if tt != toSelf {
+		bare = ss.lastTo.bare // set by handle's parseTo
+	}
 	m := core.Message{
 		ID:   ss.srv.engine.NewID(),
 		From: ss.agent,
-		To:   core.AgentID(to.String()),
+		To:   core.AgentID(toStr),
 		Kind: messageKind(typ),
 	}
 	m.Storable = storable(el, m.Kind)
-	bare := to.Bare().String()
 	// XEP-0359 §5: drop stanza-ids claiming to come from the recipient's
 	// server side, then add ours.
 	for i := 0; i < len(el.Nodes); i++ {
@@ -212,12 +238,12 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	m.Payload = el.AppendXML(make([]byte, 0, 512), nsClient)
 	out, err := ss.srv.engine.Send(context.Background(), &m)
 	if err != nil {
-		ss.logStanza(el.Get("id")).Debug("message not delivered", "stanza_id", m.ID, "to", to.String(), "err", err)
-		bounce(stanzaErrorFor(err), to.String())
+		ss.logStanza(el.Get("id")).Debug("message not delivered", "stanza_id", m.ID, "to", toStr, "err", err)
+		bounce(stanzaErrorFor(err), toStr)
 		return
 	}
 	if ss.srv.log.Enabled(context.Background(), -4) {
-		ss.logStanza(el.Get("id")).Debug("message routed", "stanza_id", m.ID, "to", to.String(), "delivered", out.Delivered, "stored", out.Stored, "dropped", out.Dropped)
+		ss.logStanza(el.Get("id")).Debug("message routed", "stanza_id", m.ID, "to", toStr, "delivered", out.Delivered, "stored", out.Stored, "dropped", out.Dropped)
 	}
 }
 
