@@ -311,7 +311,7 @@ func (s *Server) start(bin string) error {
 	readDone := make(chan struct{})
 	go func() {
 		defer close(readDone)
-		s.log.ReadFrom(pr)
+		s.log.readLines(pr)
 		pr.Close()
 	}()
 	go func() {
@@ -489,8 +489,8 @@ func (b *LogBuffer) Append(line string) {
 	b.mu.Unlock()
 }
 
-// ReadFrom appends every line read from r until EOF.
-func (b *LogBuffer) ReadFrom(r io.Reader) {
+// readLines appends every line read from r until EOF.
+func (b *LogBuffer) readLines(r io.Reader) {
 	sc := bufio.NewScanner(r)
 	sc.Buffer(make([]byte, 64<<10), 16<<20)
 	for sc.Scan() {

@@ -52,7 +52,7 @@ type session struct {
 	attempts   int // SASL attempts refused on this stream, for any reason
 	pinged     bool
 	pingID     string
-	lastTo     addr // the last destination parsed, reused while it repeats
+	lastTo     addr     // the last destination parsed, reused while it repeats
 	pending    *Element // an <auth/> read while looking for <starttls/>
 
 	// Set at bind; read-only afterwards.
