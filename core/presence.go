@@ -3,6 +3,7 @@ package core
 import (
 	"context"
 	"fmt"
+	"time"
 )
 
 // AgentInfo describes one connected agent of a principal.
@@ -361,3 +362,18 @@ func (e *Engine) Exists(ctx context.Context, p PrincipalID) (bool, error) {
 	})
 	return ok, err
 }
+
+// LastPresence returns what p published when its last agent went away.
+func (e *Engine) LastPresence(ctx context.Context, p PrincipalID) (LastPresence, bool, error) {
+	var lp LastPresence
+	var ok bool
+	err := e.store.View(ctx, func(tx Tx) error {
+		var err error
+		lp, ok, err = tx.LastPresence(ctx, p)
+		return err
+	})
+	return lp, ok, err
+}
+
+// Now is the engine's clock.
+func (e *Engine) Now() time.Time { return e.now() }

@@ -3,17 +3,35 @@
 package xeps
 
 import (
+	"time"
+
 	"github.com/imppd/imppd/xmppmap"
 	"github.com/imppd/imppd/xmppmap/adhoc"
 	"github.com/imppd/imppd/xmppmap/disco"
+	"github.com/imppd/imppd/xmppmap/last"
 	"github.com/imppd/imppd/xmppmap/ping"
+	"github.com/imppd/imppd/xmppmap/version"
 	"github.com/imppd/imppd/xmppmap/watchinfo"
+	"github.com/imppd/imppd/xmppmap/xtime"
 )
 
+// Options are what the modules need from the configuration.
+type Options struct {
+	Version string    // the server's version, for XEP-0092
+	Started time.Time // for XEP-0012 uptime
+}
+
 // Modules returns every extension module, ready for Server.Use.
-func Modules() []xmppmap.Module {
+func Modules(o Options) []xmppmap.Module {
 	d := disco.New()
 	cmds := adhoc.New(d, watchinfo.Command())
 	// disco goes last so that the others have added their items first.
-	return []xmppmap.Module{ping.Module{}, cmds, d}
+	return []xmppmap.Module{
+		ping.Module{},
+		version.Module{Name: "imppd", Version: o.Version},
+		xtime.Module{},
+		last.Module{Started: o.Started},
+		cmds,
+		d,
+	}
 }
