@@ -103,11 +103,18 @@ func NewElement(space, local string, attrs ...string) *Element {
 	return e
 }
 
-// Errors a decoder reports for input that XMPP restricts (RFC 6120 §11.1).
+// Errors a decoder reports for input that XMPP restricts (RFC 6120 §11.1)
+// or that encoding/xml lets through although XML forbids it.
 var (
 	errRestricted = errors.New("restricted XML: comment, processing instruction or DTD")
 	errDepth      = errors.New("element nesting too deep")
+	errDupAttr    = &xml.SyntaxError{Msg: "duplicate attribute"}
+	errPrefix     = &xml.SyntaxError{Msg: "undeclared namespace prefix"}
 )
+
+// streamNS are the namespaces in scope for every stanza of a client stream:
+// the content namespace, the stream prefix's and xml:.
+var streamNS = []string{nsClient, nsStream, nsXML}
 
 // tokenSource is what readElement needs of an XML decoder.
 type tokenSource interface {
@@ -115,8 +122,45 @@ type tokenSource interface {
 }
 
 // readElement reads the element that start opened, up to its end tag,
-// refusing restricted XML and nesting deeper than maxDepth.
-func readElement(d tokenSource, start xml.StartElement, maxDepth int) (*Element, error) {
+// refusing restricted XML, nesting deeper than maxDepth, and what
+// encoding/xml accepts but XML and Namespaces in XML forbid: duplicate
+// attributes and undeclared prefixes (RFC 6120 §11.2: not-well-formed).
+//
+// streamScope lists the namespaces the stream header declared (nil: just
+// streamNS).
+func readElement(d tokenSource, start xml.StartElement, maxDepth int, streamScope []string) (*Element, error) {
+	// encoding/xml leaves an undeclared prefix in Name.Space; a namespace
+	// is acceptable only if some declaration in scope names it.
+	scope := streamScope
+	if scope == nil {
+		scope = streamNS
+	}
+	marks := make([]int, 1, 8)
+	check := func(t xml.StartElement) error {
+		marks = append(marks, len(scope))
+		for _, a := range t.Attr {
+			if a.Name.Space == "xmlns" || (a.Name.Space == "" && a.Name.Local == "xmlns") {
+				scope = append(scope[:len(scope):len(scope)], a.Value)
+			}
+		}
+		if !inScope(scope, t.Name.Space) {
+			return errPrefix
+		}
+		for i, a := range t.Attr {
+			if a.Name.Space != "" && a.Name.Space != "xmlns" && !inScope(scope, a.Name.Space) {
+				return errPrefix
+			}
+			for _, b := range t.Attr[:i] {
+				if a.Name == b.Name {
+					return errDupAttr
+				}
+			}
+		}
+		return nil
+	}
+	if err := check(start); err != nil {
+		return nil, err
+	}
 	root := fromStart(start)
 	stack := make([]*Element, 1, 8)
 	stack[0] = root
@@ -131,11 +175,16 @@ func readElement(d tokenSource, start xml.StartElement, maxDepth int) (*Element,
 			if len(stack) >= maxDepth {
 				return nil, errDepth
 			}
+			if err := check(t); err != nil {
+				return nil, err
+			}
 			c := fromStart(t)
 			cur.Nodes = append(cur.Nodes, Node{Elem: c})
 			stack = append(stack, c)
 		case xml.EndElement:
 			stack = stack[:len(stack)-1]
+			scope = scope[:marks[len(marks)-1]]
+			marks = marks[:len(marks)-1]
 		case xml.CharData:
 			// Merge adjacent runs (the decoder splits around entities).
 			if n := len(cur.Nodes); n > 0 && cur.Nodes[n-1].Elem == nil {
@@ -148,6 +197,18 @@ func readElement(d tokenSource, start xml.StartElement, maxDepth int) (*Element,
 		}
 	}
 	return root, nil
+}
+
+func inScope(scope []string, space string) bool {
+	if space == "" {
+		return true
+	}
+	for i := len(scope) - 1; i >= 0; i-- {
+		if scope[i] == space {
+			return true
+		}
+	}
+	return false
 }
 
 func fromStart(s xml.StartElement) *Element {

@@ -23,7 +23,7 @@ func parseOne(t *testing.T, inner string, depth int) (*Element, error) {
 			return nil, err
 		}
 		if s, ok := tok.(xml.StartElement); ok {
-			return readElement(d, s, depth)
+			return readElement(d, s, depth, append(append([]string(nil), streamNS...), "urn:prefixed"))
 		}
 	}
 }
@@ -66,13 +66,24 @@ func TestReadElementRefuses(t *testing.T) {
 		{`<message><!-- hi --></message>`, errRestricted},
 		{`<message><?pi x?></message>`, errRestricted},
 		{`<a><a><a><a><a></a></a></a></a></a>`, errDepth},
+		{`<message to='a' to='b'/>`, errDupAttr},
+		{`<message><x:body>hi</x:body></message>`, errPrefix},
+		{`<message><body q:attr='1'>hi</body></message>`, errPrefix},
+		// A prefix goes out of scope with its element.
+		{`<message><y:a xmlns:y='urn:y'/><y:b/></message>`, errPrefix},
 	} {
 		if _, err := parseOne(t, tc.in, 4); !errors.Is(err, tc.want) {
 			t.Errorf("%s: err %v, want %v", tc.in, err, tc.want)
 		}
 	}
-	if _, err := parseOne(t, `<a><a><a><a></a></a></a></a>`, 4); err != nil {
-		t.Errorf("depth 4 at limit 4: %v", err)
+	for _, ok := range []string{
+		`<a><a><a><a></a></a></a></a>`,
+		`<message><y:a xmlns:y='urn:y'><y:b/></y:a></message>`,
+		`<message xmlns:z='urn:z'><body z:attr='1'>x</body></message>`,
+	} {
+		if _, err := parseOne(t, ok, 4); err != nil {
+			t.Errorf("%s: %v", ok, err)
+		}
 	}
 }
 

@@ -102,7 +102,7 @@ func (c *TestClient) Next() *Element {
 			c.tb.Fatalf("next: %v", err)
 		}
 		if s, ok := tok.(xml.StartElement); ok {
-			el, err := readElement(c.dec, s, 64)
+			el, err := readElement(c.dec, s, 64, nil)
 			if err != nil {
 				c.tb.Fatalf("next: %v", err)
 			}

@@ -26,7 +26,7 @@ func (ss *session) negotiate() error {
 		if err := ss.openStream(); err != nil {
 			return err
 		}
-		if !ss.secure && ss.srv.cfg.TLS != nil {
+		if !ss.secure && ss.srv.cfg.TLS != nil && ss.authed == "" {
 			done, err := ss.negotiateTLS()
 			if err != nil {
 				return err
@@ -65,8 +65,14 @@ func (ss *session) openStream() error {
 	// closeWith reads these from other goroutines (shutdown, conflicts).
 	ss.wmu.Lock()
 	ss.domain, ss.lang, ss.clientFrom, ss.streamID = d.Domainpart(), h.lang, h.from, id
+	ss.nsScope = h.scope
 	ss.wmu.Unlock()
-	b := appendHeader(nil, id, ss.domain, "", h.lang)
+	// RFC 6120 §4.7.2: answer to the 'from' the client gave, if valid.
+	to := ""
+	if f, err := jid.Parse(h.from); err == nil && h.from != "" {
+		to = f.Bare().String()
+	}
+	b := appendHeader(nil, id, ss.domain, to, h.lang)
 	b = ss.appendFeatures(b)
 	if !ss.send(b) {
 		return errClosed
@@ -92,7 +98,7 @@ func (ss *session) mechanisms() []string {
 func (ss *session) appendFeatures(b []byte) []byte {
 	b = append(b, "<stream:features>"...)
 	switch {
-	case !ss.secure && ss.srv.cfg.TLS != nil:
+	case !ss.secure && ss.srv.cfg.TLS != nil && ss.authed == "":
 		b = append(b, "<starttls xmlns='"+nsTLS+"'>"...)
 		if ss.srv.cfg.RequireTLS {
 			b = append(b, "<required/>"...)
@@ -135,7 +141,7 @@ func (ss *session) next() (*Element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth)
+			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth, ss.nsScope)
 			if err != nil {
 				return nil, err
 			}
@@ -247,7 +253,10 @@ func (ss *session) negotiateSASL() error {
 		switch {
 		case el.Name.Space == nsSASL && el.Name.Local == "auth":
 		case el.Name.Space == nsTLS && el.Name.Local == "starttls":
-			return streamError(stream.PolicyViolation, "TLS is already in place")
+			if ss.secure {
+				return streamError(stream.PolicyViolation, "TLS is already in place")
+			}
+			return streamError(stream.PolicyViolation, "STARTTLS must come before any authentication attempt")
 		case el.Name.Space == nsSASL && el.Name.Local == "abort":
 			if err := ss.saslFail(failure("aborted").cond, ""); err != nil {
 				return err
@@ -359,9 +368,13 @@ func (ss *session) saslExchange(auth *Element) (core.PrincipalID, error) {
 			if ss.throttle().blockedAccount(string(p)) {
 				return p, failure("temporary-auth-failure")
 			}
-			b := []byte("<success xmlns='" + nsSASL + "'>")
-			b = append(b, encodeSASL(resp)...)
-			if !ss.send(append(b, "</success>"...)) {
+			// RFC 6120 §6.4.6: additional data only if the mechanism has some.
+			b := []byte("<success xmlns='" + nsSASL + "'/>")
+			if len(resp) > 0 {
+				b = append(append(b[:len(b)-2], '>'), encodeSASL(resp)...)
+				b = append(b, "</success>"...)
+			}
+			if !ss.send(b) {
 				return "", errClosed
 			}
 			return p, nil
@@ -442,12 +455,10 @@ func decodeSASL(s string) ([]byte, error) {
 	return base64.StdEncoding.Strict().DecodeString(s)
 }
 
-func encodeSASL(b []byte) string {
-	if len(b) == 0 {
-		return "="
-	}
-	return base64.StdEncoding.EncodeToString(b)
-}
+// encodeSASL encodes challenge or success data; an empty challenge is an
+// empty element (RFC 6120 §6.4.3: "=" only marks an empty initial
+// response).
+func encodeSASL(b []byte) string { return base64.StdEncoding.EncodeToString(b) }
 
 // plain is SASL PLAIN (RFC 4616) verified against the SCRAM-SHA-256 stored
 // keys, so no password equivalent is ever stored.

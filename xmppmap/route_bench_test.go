@@ -58,7 +58,7 @@ func BenchmarkRouteMessage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		el, err := readElement(d, tok.(xml.StartElement), 64)
+		el, err := readElement(d, tok.(xml.StartElement), 64, nil)
 		if err != nil {
 			b.Fatal(err)
 		}
@@ -82,7 +82,7 @@ func BenchmarkParseMessage(b *testing.B) {
 		if err != nil {
 			b.Fatal(err)
 		}
-		if _, err := readElement(d, tok.(xml.StartElement), 64); err != nil {
+		if _, err := readElement(d, tok.(xml.StartElement), 64, nil); err != nil {
 			b.Fatal(err)
 		}
 	}

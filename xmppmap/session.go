@@ -53,6 +53,7 @@ type session struct {
 	pinged     bool
 	pingID     string
 	lastTo     addr     // the last destination parsed, reused while it repeats
+	nsScope    []string // namespaces the stream header declared
 	pending    *Element // an <auth/> read while looking for <starttls/>
 
 	// Set at bind; read-only afterwards.
@@ -357,7 +358,7 @@ func (ss *session) loop() {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth)
+			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth, ss.nsScope)
 			if err != nil {
 				ss.fail(err)
 				return

@@ -87,6 +87,7 @@ func appendStreamError(b []byte, e stream.Error) []byte {
 // header is what a client's stream header says (RFC 6120 §4.7).
 type header struct {
 	to, from, lang string
+	scope          []string // namespaces declared on the header, for readElement
 }
 
 // readHeader reads the client's stream header, skipping an XML declaration
@@ -145,6 +146,9 @@ func checkHeader(t xml.StartElement) (header, error) {
 		case a.Name.Space == nsXML && a.Name.Local == "lang":
 			h.lang = a.Value
 		}
+		if a.Name.Space == "xmlns" && a.Value != nsStream {
+			h.scope = append(h.scope, a.Value)
+		}
 	}
 	if !prefixOK {
 		return h, streamError(stream.BadNamespacePrefix, "the stream namespace must use the prefix 'stream'")
@@ -159,6 +163,9 @@ func checkHeader(t xml.StartElement) (header, error) {
 	}
 	if h.to == "" {
 		return h, streamError(stream.HostUnknown, "the stream header must name the server in 'to'")
+	}
+	if h.scope != nil {
+		h.scope = append(append([]string(nil), streamNS...), h.scope...)
 	}
 	return h, nil
 }
