@@ -7,7 +7,8 @@ import (
 
 // Outcome tells the sender's side what became of an instant message.
 type Outcome struct {
-	Delivered int  // agents that took it
+	Delivered int       // agents that took it
+	Agents    []AgentID // which ones (the protocol copies to the others)
 	Stored    bool // kept in the inbox's offline store
 	Dropped   bool // silently discarded as the routing rules require
 }
@@ -33,7 +34,7 @@ func (e *Engine) Send(ctx context.Context, m *Message) (Outcome, error) {
 		connected := false
 		e.agents.view(p, func(in *inbox) { connected = in.find(m.To) >= 0 })
 		if connected && e.notify.Deliver(ctx, m.To, m) {
-			return Outcome{Delivered: 1}, nil
+			return Outcome{Delivered: 1, Agents: []AgentID{m.To}}, nil
 		}
 		// RFC 6121 §8.5.3.2.1: no such resource.
 		switch m.Kind {
@@ -82,16 +83,15 @@ func (e *Engine) toBare(ctx context.Context, m *Message, p PrincipalID) (Outcome
 	if m.Kind == MsgError {
 		return Outcome{Dropped: true}, nil
 	}
-	var to [4]AgentID
-	targets := e.agents.bareTargets(to[:0], p, m.Kind == MsgHeadline)
-	n := 0
+	targets := e.agents.bareTargets(make([]AgentID, 0, 2), p, m.Kind == MsgHeadline)
+	took := targets[:0]
 	for _, a := range targets {
 		if e.notify.Deliver(ctx, a, m) {
-			n++
+			took = append(took, a)
 		}
 	}
-	if n > 0 {
-		return Outcome{Delivered: n}, nil
+	if len(took) > 0 {
+		return Outcome{Delivered: len(took), Agents: took}, nil
 	}
 	return e.noAgents(ctx, m, p)
 }

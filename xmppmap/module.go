@@ -143,3 +143,55 @@ func XML(el *Element) []byte { return el.AppendXML(nil, nsClient) }
 // Escape escapes s for a single-quoted XML attribute value or for
 // character data.
 func Escape(s string) string { return string(appendEscaped(nil, s, true)) }
+
+// Session is a module's handle on one bound client session.
+type Session struct{ ss *session }
+
+// JID is the session's full JID.
+func (s Session) JID() jid.JID { return s.ss.jid }
+
+// Account is the session's principal.
+func (s Session) Account() core.PrincipalID { return s.ss.bare }
+
+// Send queues serialized stanzas for the client; false if it is gone.
+func (s Session) Send(b []byte) bool { return s.ss.send(b) }
+
+// Value returns what a module stored on the session under key.
+func (s Session) Value(key any) any {
+	v, _ := s.ss.values.Load(key)
+	return v
+}
+
+// SetValue stores module state on the session (nil deletes it).
+func (s Session) SetValue(key, v any) {
+	if v == nil {
+		s.ss.values.Delete(key)
+		return
+	}
+	s.ss.values.Store(key, v)
+}
+
+// Session is the requesting session.
+func (q *IQ) Session() Session { return Session{q.ss} }
+
+// Session finds the bound session of a full JID.
+func (s *Server) Session(full string) (Session, bool) {
+	ss := s.router.get(full)
+	return Session{ss}, ss != nil
+}
+
+// MessageEvent tells message hooks what became of a message a client sent.
+type MessageEvent struct {
+	Stanza  *Element // as routed: 'from' stamped, stanza-id added
+	From    Session
+	To      jid.JID // canonical; the sender's bare JID when it gave none
+	Outcome core.Outcome
+	Err     error // the engine's error; the sender was already told
+}
+
+// OnMessage adds a hook run, on the sender's goroutine, after each message
+// from a client was routed (carbons, archives).
+func (s *Server) OnMessage(f func(*MessageEvent)) { s.msgHooks = append(s.msgHooks, f) }
+
+// OnSessionEnd adds a hook run when a bound session ends.
+func (s *Server) OnSessionEnd(f func(Session)) { s.endHooks = append(s.endHooks, f) }

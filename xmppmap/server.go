@@ -78,6 +78,8 @@ type Server struct {
 	throttle *throttle
 	handlers map[iqKey]iqHandlerFunc
 	xeps     []XEP
+	msgHooks []func(*MessageEvent)
+	endHooks []func(Session)
 	admins   map[core.PrincipalID]bool
 
 	mu        sync.Mutex

@@ -76,6 +76,7 @@ type session struct {
 	// Presence state, touched only by the reading goroutine.
 	available  bool
 	interested atomic.Bool // requested the roster (RFC 6121 §2.1.6)
+	values     sync.Map    // module state (Session.Value)
 	directed   map[string]struct{}
 }
 
@@ -183,6 +184,9 @@ var errClosed = errors.New("stream closed by peer")
 func (ss *session) finish() {
 	if ss.full != "" {
 		ss.srv.router.remove(ss.full, ss)
+		for _, f := range ss.srv.endHooks {
+			f(Session{ss})
+		}
 		ctx := context.Background()
 		if ss.available {
 			ss.sendDirectedUnavailable()

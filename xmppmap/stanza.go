@@ -237,6 +237,12 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	}
 	m.Payload = el.AppendXML(make([]byte, 0, 512), nsClient)
 	out, err := ss.srv.engine.Send(context.Background(), &m)
+	if len(ss.srv.msgHooks) > 0 {
+		ev := &MessageEvent{Stanza: el, From: Session{ss}, To: to, Outcome: out, Err: err}
+		for _, f := range ss.srv.msgHooks {
+			f(ev)
+		}
+	}
 	if err != nil {
 		ss.logStanza(el.Get("id")).Debug("message not delivered", "stanza_id", m.ID, "to", toStr, "err", err)
 		bounce(stanzaErrorFor(err), toStr)

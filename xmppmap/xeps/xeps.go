@@ -7,6 +7,7 @@ import (
 
 	"github.com/imppd/imppd/xmppmap"
 	"github.com/imppd/imppd/xmppmap/adhoc"
+	"github.com/imppd/imppd/xmppmap/carbons"
 	"github.com/imppd/imppd/xmppmap/disco"
 	"github.com/imppd/imppd/xmppmap/last"
 	"github.com/imppd/imppd/xmppmap/ping"
@@ -31,6 +32,7 @@ func Modules(o Options) []xmppmap.Module {
 		version.Module{Name: "imppd", Version: o.Version},
 		xtime.Module{},
 		last.Module{Started: o.Started},
+		carbons.New(),
 		cmds,
 		d,
 	}
