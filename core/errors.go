@@ -39,10 +39,12 @@ const (
 	ReasonQuota
 	ReasonNoSuchPrincipal
 	ReasonPolicy
+	// ReasonBlocking: the sender blocks the recipient (XEP-0191 §3.6).
+	ReasonBlocking
 )
 
 func (r Reason) String() string {
-	names := [...]string{"none", "blocked", "contacts-only", "quota", "no-such-principal", "policy"}
+	names := [...]string{"none", "blocked", "contacts-only", "quota", "no-such-principal", "policy", "blocking"}
 	if int(r) < len(names) {
 		return names[r]
 	}

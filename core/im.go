@@ -9,8 +9,8 @@ import (
 type Outcome struct {
 	Delivered int       // agents that took it
 	Agents    []AgentID // which ones (the protocol copies to the others)
-	Stored    bool // kept in the inbox's offline store
-	Dropped   bool // silently discarded as the routing rules require
+	Stored    bool      // kept in the inbox's offline store
+	Dropped   bool      // silently discarded as the routing rules require
 }
 
 // Send is the INSTANT MESSAGE SERVICE: it carries m to the INSTANT INBOX of

@@ -377,3 +377,25 @@ func (e *Engine) LastPresence(ctx context.Context, p PrincipalID) (LastPresence,
 
 // Now is the engine's clock.
 func (e *Engine) Now() time.Time { return e.now() }
+
+// Reconsider re-applies the ACCESS RULES between presentity p and watcher
+// w after a rule changed (a block lifted or imposed): w's available agents
+// get p's current tuples if w may now watch, or an unavailable for each of
+// p's available agents if not.
+func (e *Engine) Reconsider(ctx context.Context, p, w PrincipalID) error {
+	to := e.agents.availableTo(nil, w)
+	if len(to) == 0 {
+		return nil
+	}
+	ok, err := e.MayWatch(ctx, p, w)
+	if err != nil {
+		return err
+	}
+	for _, t := range e.agents.tuples(p) {
+		if !ok {
+			t = Tuple{Status: Status{Basic: Closed}, Contact: t.Contact, Stamp: e.now()}
+		}
+		e.notify.Presence(ctx, &t, to)
+	}
+	return nil
+}

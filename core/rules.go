@@ -48,3 +48,40 @@ func (OwnerVisibility) MaySeeWatchers(_ context.Context, p, r PrincipalID) bool 
 type OpenDelivery struct{}
 
 func (OpenDelivery) MayDeliver(context.Context, *Message, PrincipalID) Reason { return ReasonNone }
+
+// AddRules puts more rules in front of the engine's: a watch, a request or
+// a delivery is allowed only if every rule allows it. Extensions (blocking)
+// call it while the server is set up, before any traffic.
+func (e *Engine) AddRules(a AccessRules, d DeliveryRules) {
+	if a != nil {
+		e.access = accessChain{a, e.access}
+	}
+	if d != nil {
+		e.delivery = deliveryChain{d, e.delivery}
+	}
+}
+
+type accessChain [2]AccessRules
+
+func (c accessChain) MayWatch(ctx context.Context, p, w PrincipalID, s Subscription) Reason {
+	if r := c[0].MayWatch(ctx, p, w, s); r != ReasonNone {
+		return r
+	}
+	return c[1].MayWatch(ctx, p, w, s)
+}
+
+func (c accessChain) MayAsk(ctx context.Context, p, w PrincipalID) Reason {
+	if r := c[0].MayAsk(ctx, p, w); r != ReasonNone {
+		return r
+	}
+	return c[1].MayAsk(ctx, p, w)
+}
+
+type deliveryChain [2]DeliveryRules
+
+func (c deliveryChain) MayDeliver(ctx context.Context, m *Message, to PrincipalID) Reason {
+	if r := c[0].MayDeliver(ctx, m, to); r != ReasonNone {
+		return r
+	}
+	return c[1].MayDeliver(ctx, m, to)
+}

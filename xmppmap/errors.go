@@ -8,10 +8,32 @@ import (
 	"github.com/imppd/imppd/core"
 )
 
+// StanzaError is a stanza error with an optional application-specific
+// condition element (RFC 6120 §8.3.4), serialized XML.
+type StanzaError struct {
+	stanza.Error
+	App string
+}
+
+// appBlocked is XEP-0191 §3.6's condition for a message to someone the
+// sender blocks.
+const appBlocked = "<blocked xmlns='urn:xmpp:blocking:errors'/>"
+
+// ErrBlocking is the error for a stanza to an address the sender blocks.
+var ErrBlocking = StanzaError{stanza.Error{Type: stanza.Cancel, Condition: stanza.NotAcceptable}, appBlocked}
+
 // stanzaErrorFor maps an engine error onto the one stanza error that tells
 // the sender what happened. This table is the only place where core's
 // errors meet RFC 6120 §8.3 conditions.
-func stanzaErrorFor(err error) stanza.Error {
+func stanzaErrorFor(err error) StanzaError {
+	var refused *core.RefusedError
+	if errors.As(err, &refused) && refused.Reason == core.ReasonBlocking {
+		return ErrBlocking
+	}
+	return StanzaError{Error: conditionFor(err)}
+}
+
+func conditionFor(err error) stanza.Error {
 	var refused *core.RefusedError
 	switch {
 	case errors.As(err, &refused):
@@ -44,8 +66,9 @@ func stanzaErrorFor(err error) stanza.Error {
 	return stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
 }
 
-// appendStanzaError serializes an <error/> child (RFC 6120 §8.3.2).
-func appendStanzaError(b []byte, se stanza.Error) []byte {
+// appendStanzaError serializes an <error/> child (RFC 6120 §8.3.2) with
+// optional application-specific condition elements.
+func appendStanzaError(b []byte, se stanza.Error, app ...string) []byte {
 	b = append(b, "<error type='"...)
 	b = append(b, string(se.Type)...)
 	b = append(b, "'><"...)
@@ -62,13 +85,16 @@ func appendStanzaError(b []byte, se stanza.Error) []byte {
 		b = appendEscaped(b, text, false)
 		b = append(b, "</text>"...)
 	}
+	for _, a := range app {
+		b = append(b, a...)
+	}
 	return append(b, "</error>"...)
 }
 
 // errorReply builds the error stanza answering el (RFC 6120 §8.3.1): the
 // same kind, type='error', addressed back to its sender, carrying the
 // original payload and the error.
-func errorReply(el *Element, from string, se stanza.Error) []byte {
+func errorReply(el *Element, from string, se stanza.Error, app ...string) []byte {
 	b := make([]byte, 0, 256)
 	b = append(b, '<')
 	b = append(b, el.Name.Local...)
@@ -94,14 +120,14 @@ func errorReply(el *Element, from string, se stanza.Error) []byte {
 			b = n.Elem.AppendXML(b, nsClient)
 		}
 	}
-	b = appendStanzaError(b, se)
+	b = appendStanzaError(b, se, app...)
 	b = append(b, "</"...)
 	b = append(b, el.Name.Local...)
 	return append(b, '>')
 }
 
 // iqError answers an IQ with an error, without echoing its payload.
-func iqError(iq *Element, from string, se stanza.Error) []byte {
+func iqError(iq *Element, from string, se stanza.Error, app ...string) []byte {
 	b := []byte("<iq type='error' id='")
 	b = appendEscaped(b, iq.Get("id"), true)
 	b = append(b, '\'')
@@ -116,7 +142,7 @@ func iqError(iq *Element, from string, se stanza.Error) []byte {
 		b = append(b, '\'')
 	}
 	b = append(b, '>')
-	b = appendStanzaError(b, se)
+	b = appendStanzaError(b, se, app...)
 	return append(b, "</iq>"...)
 }
 

@@ -195,3 +195,41 @@ func (s *Server) OnMessage(f func(*MessageEvent)) { s.msgHooks = append(s.msgHoo
 
 // OnSessionEnd adds a hook run when a bound session ends.
 func (s *Server) OnSessionEnd(f func(Session)) { s.endHooks = append(s.endHooks, f) }
+
+// RouteEvent is a directed presence or an IQ about to be routed between
+// accounts of this server; messages and presence broadcasts go through
+// the engine's rules instead.
+type RouteEvent struct {
+	Stanza *Element
+	From   Session
+	To     jid.JID
+}
+
+// OnRoute adds a filter consulted before routing a RouteEvent. A filter
+// refuses by returning an error: one with an empty condition drops the
+// stanza silently, another is returned to the sender.
+func (s *Server) OnRoute(f func(*RouteEvent) *StanzaError) {
+	s.routeFilters = append(s.routeFilters, f)
+}
+
+// mayRoute runs the route filters; when one refuses it answers the sender
+// as the filter said and reports false.
+func (s *Server) mayRoute(ss *session, el *Element, to jid.JID) bool {
+	if len(s.routeFilters) == 0 {
+		return true
+	}
+	ev := &RouteEvent{Stanza: el, From: Session{ss}, To: to}
+	for _, f := range s.routeFilters {
+		if se := f(ev); se != nil {
+			if se.Condition != "" {
+				if el.Name.Local == "iq" {
+					ss.send(iqError(el, to.String(), se.Error, se.App))
+				} else {
+					ss.send(errorReply(el, to.String(), se.Error, se.App))
+				}
+			}
+			return false
+		}
+	}
+	return true
+}

@@ -13,7 +13,8 @@ import (
 
 func newServer(t *testing.T) *xmppmap.TestServer {
 	s := xmppmap.NewTestServer(t, "alice@localhost", "bob@localhost", "carol@localhost")
-	s.Use(xeps.Modules(xeps.Options{Version: "1.2.3", Started: time.Now().Add(-90 * time.Second)})...)
+	s.Use(xeps.Modules(xeps.Options{Version: "1.2.3", Started: time.Now().Add(-90 * time.Second),
+		Blocklists: &memBlocklists{m: map[core.PrincipalID][]string{}}})...)
 	return s
 }
 

@@ -142,6 +142,9 @@ func (ss *session) routeDirected(el *Element, to jid.JID, tt target, typ string)
 		return
 	}
 	dest := to.String()
+	if !ss.srv.mayRoute(ss, el, to) {
+		return
+	}
 	b := el.AppendXML(nil, nsClient)
 	ss.srv.deliverPresence(dest, b)
 	if typ == "error" {

@@ -74,13 +74,14 @@ type Server struct {
 	decoy    core.Credentials // PLAIN's stand-in for unknown users
 	trace    map[core.PrincipalID]bool
 
-	router   router
-	throttle *throttle
-	handlers map[iqKey]iqHandlerFunc
-	xeps     []XEP
-	msgHooks []func(*MessageEvent)
-	endHooks []func(Session)
-	admins   map[core.PrincipalID]bool
+	router       router
+	throttle     *throttle
+	handlers     map[iqKey]iqHandlerFunc
+	xeps         []XEP
+	msgHooks     []func(*MessageEvent)
+	endHooks     []func(Session)
+	routeFilters []func(*RouteEvent) *StanzaError
+	admins       map[core.PrincipalID]bool
 
 	mu        sync.Mutex
 	perIP     map[string]int

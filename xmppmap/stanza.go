@@ -124,6 +124,9 @@ func (ss *session) handleIQ(iq *Element, to jid.JID) {
 		return
 	}
 	tt := ss.classifyTo(to)
+	if tt == toLocal && !ss.srv.mayRoute(ss, iq, to) {
+		return
+	}
 	if !request {
 		// Results and errors travel to a full JID; there is no one else to
 		// tell if it is gone (RFC 6120 §8.2.3: never answer them).
@@ -203,6 +206,11 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 			ss.send(errorReply(el, from, se))
 		}
 	}
+	bounceApp := func(se StanzaError, from string) {
+		if typ != "error" {
+			ss.send(errorReply(el, from, se.Error, se.App))
+		}
+	}
 	switch tt {
 	case toRemote:
 		bounce(stanza.Error{Type: stanza.Cancel, Condition: stanza.RemoteServerNotFound}, to.String())
@@ -245,7 +253,8 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	}
 	if err != nil {
 		ss.logStanza(el.Get("id")).Debug("message not delivered", "stanza_id", m.ID, "to", toStr, "err", err)
-		bounce(stanzaErrorFor(err), toStr)
+		se := stanzaErrorFor(err)
+		bounceApp(se, toStr)
 		return
 	}
 	if ss.srv.log.Enabled(context.Background(), -4) {

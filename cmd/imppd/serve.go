@@ -58,7 +58,7 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv.Use(xeps.Modules(xeps.Options{Version: imppd.Version, Started: time.Now()})...)
+	srv.Use(xeps.Modules(xeps.Options{Version: imppd.Version, Started: time.Now(), Blocklists: store})...)
 	var addrs []any
 	for _, l := range []struct {
 		key, addr string

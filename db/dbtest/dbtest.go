@@ -34,6 +34,7 @@ import (
 	"fmt"
 	"path/filepath"
 	"reflect"
+	"slices"
 	"sync"
 	"testing"
 	"time"
@@ -46,6 +47,10 @@ import (
 type Store interface {
 	core.Store
 	core.Accounts
+	// Blocklists (XEP-0191) live outside transactions.
+	Blocklist(ctx context.Context, owner core.PrincipalID) ([]string, error)
+	Block(ctx context.Context, owner core.PrincipalID, jids []string) error
+	Unblock(ctx context.Context, owner core.PrincipalID, jids []string) error
 	Close() error
 }
 
@@ -137,6 +142,7 @@ var cases = []testCase{
 	{"RecordWatcher", testRecordWatcher},
 	{"LastPresence", testLastPresence},
 	{"Offline", testOffline},
+	{"Blocklist", testBlocklist},
 	{"RosterItems", testRosterItems},
 	{"RosterVersion", testRosterVersion},
 	{"TxIsRosterTx", testTxIsRosterTx},
@@ -1147,4 +1153,49 @@ func testReopen(t *testing.T, h *harness) {
 		}
 		return nil
 	})
+}
+
+func testBlocklist(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice, bob)
+	c := ctx(t)
+	if l, err := s.Blocklist(c, alice); err != nil || len(l) != 0 {
+		t.Fatalf("empty blocklist: %v %v", l, err)
+	}
+	if err := s.Block(c, alice, []string{"spam.example", "eve@evil.example/phone", "bob@x"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Block(c, alice, []string{"bob@x"}); err != nil {
+		t.Fatalf("blocking twice: %v", err)
+	}
+	if l, _ := s.Blocklist(c, alice); !slices.Equal(l, []string{"bob@x", "eve@evil.example/phone", "spam.example"}) {
+		t.Fatalf("blocklist: %v", l)
+	}
+	if l, _ := s.Blocklist(c, bob); len(l) != 0 {
+		t.Fatalf("bob's blocklist: %v", l)
+	}
+	if err := s.Unblock(c, alice, []string{"bob@x", "not@there"}); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Blocklist(c, alice); !slices.Equal(l, []string{"eve@evil.example/phone", "spam.example"}) {
+		t.Fatalf("after unblock: %v", l)
+	}
+	if err := s.Unblock(c, alice, nil); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Blocklist(c, alice); len(l) != 0 {
+		t.Fatalf("after unblock all: %v", l)
+	}
+	if err := s.Block(c, "nobody@x", []string{"a@b"}); !errors.Is(err, core.ErrNoSuchPrincipal) {
+		t.Fatalf("block for unknown owner: %v", err)
+	}
+	if err := s.Block(c, bob, []string{"a@b"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := s.DeleteAccount(c, bob); err != nil {
+		t.Fatal(err)
+	}
+	if l, _ := s.Blocklist(c, bob); len(l) != 0 {
+		t.Fatalf("blocklist survives its owner: %v", l)
+	}
 }

@@ -7,6 +7,7 @@ import (
 
 	"github.com/imppd/imppd/xmppmap"
 	"github.com/imppd/imppd/xmppmap/adhoc"
+	"github.com/imppd/imppd/xmppmap/blocking"
 	"github.com/imppd/imppd/xmppmap/carbons"
 	"github.com/imppd/imppd/xmppmap/disco"
 	"github.com/imppd/imppd/xmppmap/last"
@@ -18,22 +19,25 @@ import (
 
 // Options are what the modules need from the configuration.
 type Options struct {
-	Version string    // the server's version, for XEP-0092
-	Started time.Time // for XEP-0012 uptime
+	Version    string    // the server's version, for XEP-0092
+	Started    time.Time // for XEP-0012 uptime
+	Blocklists blocking.Store
 }
 
 // Modules returns every extension module, ready for Server.Use.
 func Modules(o Options) []xmppmap.Module {
 	d := disco.New()
 	cmds := adhoc.New(d, watchinfo.Command())
-	// disco goes last so that the others have added their items first.
-	return []xmppmap.Module{
+	mods := []xmppmap.Module{
 		ping.Module{},
 		version.Module{Name: "imppd", Version: o.Version},
 		xtime.Module{},
 		last.Module{Started: o.Started},
 		carbons.New(),
-		cmds,
-		d,
 	}
+	if o.Blocklists != nil {
+		mods = append(mods, blocking.New(o.Blocklists))
+	}
+	// disco goes last so that the others have added their items first.
+	return append(mods, cmds, d)
 }
