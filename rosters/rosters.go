@@ -327,3 +327,20 @@ func (s *Service) change(ctx context.Context, presentity, watcher core.Principal
 	})
 	return fx, err
 }
+
+// Ensure adds contact to owner's roster with no subscription if it is not
+// there yet, pushing the new item.
+func (s *Service) Ensure(ctx context.Context, owner, contact core.PrincipalID) error {
+	if contact == owner {
+		return core.ErrSelf
+	}
+	return s.update(ctx, func(tx Tx, q *core.Effects) error {
+		if _, ok, err := tx.RosterItem(ctx, owner, contact); err != nil || ok {
+			return err
+		}
+		if err := tx.PutRosterItem(ctx, owner, Item{Contact: contact}); err != nil {
+			return err
+		}
+		return s.refresh(ctx, tx, q, owner, contact, nil)
+	})
+}

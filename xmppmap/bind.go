@@ -19,6 +19,14 @@ func (ss *session) negotiateBind() error {
 		if err != nil {
 			return err
 		}
+		if el.Name.Space == nsSM && el.Name.Local == "resume" {
+			old, err := ss.resume(el)
+			if err != nil {
+				ss.resumed = old
+				return err
+			}
+			continue // <failed/> was sent; the client may bind instead
+		}
 		if el.Name.Space != nsClient || el.Name.Local != "iq" || el.Get("type") != "set" || el.Child(nsBind, "bind") == nil {
 			if el.Name.Space == nsClient && el.Name.Local == "iq" && el.Child(nsSession, "session") != nil {
 				// Legacy session establishment before bind: harmless.
@@ -50,8 +58,10 @@ func (ss *session) negotiateBind() error {
 			}
 			// RFC 6120 §7.7.2.2: the new session wins; the old one is told
 			// why, and fully unbound before this one takes its place.
-			old.closeWith(streamError(stream.Conflict, "replaced by a new session"))
-			old.waitDone(5 * time.Second)
+			if !old.endDetached() {
+				old.closeWith(streamError(stream.Conflict, "replaced by a new session"))
+				old.waitDone(5 * time.Second)
+			}
 		}
 		ss.jid, ss.full, ss.bare, ss.agent = j, full, core.PrincipalID(j.Bare().String()), core.AgentID(full)
 		ss.trace = ss.srv.cfg.TraceAll || ss.srv.trace[ss.bare]

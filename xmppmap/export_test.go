@@ -64,13 +64,12 @@ func (s *TestServer) Connect(tb testing.TB, full string) *TestClient {
 	s.router.add(full, ss)
 	s.track(ss, true)
 	go func() {
-		defer close(ss.done)
 		defer s.track(ss, false)
 		if _, err := readHeader(ss.dec); err != nil {
+			ss.finish()
 			return
 		}
-		ss.loop()
-		ss.finish()
+		ss.serve()
 	}()
 	// The client reads the server's stanzas as if inside a stream.
 	r := io.MultiReader(stringsReader("<stream:stream xmlns='jabber:client' xmlns:stream='"+nsStream+"'>"), c2)

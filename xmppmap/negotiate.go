@@ -127,6 +127,9 @@ func (ss *session) appendFeatures(b []byte) []byte {
 			"<session xmlns='"+nsSession+"'><optional/></session>"+
 			"<ver xmlns='urn:xmpp:features:rosterver'/>"+
 			"<sub xmlns='urn:xmpp:features:pre-approval'/>"...)
+		for _, f := range ss.srv.streamFeatures {
+			b = append(b, f...)
+		}
 	}
 	return append(b, "</stream:features>"...)
 }

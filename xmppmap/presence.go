@@ -210,8 +210,14 @@ func (ss *session) subscription(ctx context.Context, el *Element, typ string, to
 	switch {
 	case err == nil:
 	case errors.Is(err, core.ErrNoSuchPrincipal):
-		// RFC 6121 §3.1.3: a request to an account that does not exist
-		// is answered with 'unsubscribed'.
+		// RFC 6121 §3.1.2: the user's roster gains the contact as for any
+		// request; §3.1.3: a request to an account that does not exist is
+		// answered with 'unsubscribed', which leaves it at 'none'.
+		if typ == "subscribe" {
+			if err := ss.srv.rosters.Ensure(ctx, ss.bare, contact); err != nil {
+				ss.log.Warn("roster item for unknown contact", "contact", string(contact), "err", err)
+			}
+		}
 		ss.send([]byte("<presence type='unsubscribed' from='" + escAttr(string(contact)) + "' to='" + escAttr(string(ss.bare)) + "'/>"))
 	case errors.Is(err, core.ErrSelf):
 	default:
@@ -263,9 +269,10 @@ func (s *Server) Presence(_ context.Context, t *core.Tuple, to []core.AgentID) {
 		return
 	}
 	b := presenceBytes(t, s.domainOf(string(t.Contact.Address)))
+	from := string(t.Contact.Address)
 	for _, a := range to {
 		if peer := s.router.get(string(a)); peer != nil {
-			peer.send(b)
+			peer.sendPresence(from, b)
 		}
 	}
 }

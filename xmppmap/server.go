@@ -42,6 +42,7 @@ type Config struct {
 	IdleTimeout      time.Duration
 	PingTimeout      time.Duration
 	SendQueue        int
+	ResumeTimeout    time.Duration // XEP-0198: how long a dropped session waits
 
 	ScramIterations       int // of stored credentials, shown to unknown users too
 	MaxFailuresPerStream  int
@@ -74,14 +75,17 @@ type Server struct {
 	decoy    core.Credentials // PLAIN's stand-in for unknown users
 	trace    map[core.PrincipalID]bool
 
-	router       router
-	throttle     *throttle
-	handlers     map[iqKey]iqHandlerFunc
-	xeps         []XEP
-	msgHooks     []func(*MessageEvent)
-	endHooks     []func(Session)
-	routeFilters []func(*RouteEvent) *StanzaError
-	admins       map[core.PrincipalID]bool
+	router         router
+	throttle       *throttle
+	handlers       map[iqKey]iqHandlerFunc
+	xeps           []XEP
+	msgHooks       []func(*MessageEvent)
+	endHooks       []func(Session)
+	routeFilters   []func(*RouteEvent) *StanzaError
+	nonzas         map[nonzaKey]func(*session, *Element) error
+	sm             smRegistry
+	streamFeatures []string // offered with bind, after authentication
+	admins         map[core.PrincipalID]bool
 
 	mu        sync.Mutex
 	perIP     map[string]int
@@ -109,6 +113,7 @@ func New(cfg Config, engine *core.Engine, ros *rosters.Service, accounts Account
 		trace:    make(map[core.PrincipalID]bool),
 		throttle: newThrottle(cfg.MaxFailuresPerIP, cfg.MaxFailuresPerAccount, cfg.FailureWindow),
 		handlers: make(map[iqKey]iqHandlerFunc),
+		nonzas:   make(map[nonzaKey]func(*session, *Element) error),
 	}
 	s.registerBuiltins()
 	for _, d := range cfg.Domains {
@@ -161,6 +166,7 @@ func defaults(c *Config) {
 	setD(&c.IdleTimeout, 5*time.Minute)
 	setD(&c.PingTimeout, time.Minute)
 	setD(&c.FailureWindow, 5*time.Minute)
+	setD(&c.ResumeTimeout, 5*time.Minute)
 	if c.ResourceConflict == "" {
 		c.ResourceConflict = "replace"
 	}
@@ -263,6 +269,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	for _, ss := range sessions {
 		ss.closeWith(streamError(systemShutdown, "the server is shutting down"))
 	}
+	// Sessions waiting for a resumption end now; their unacknowledged
+	// messages go to offline storage.
+	for _, ss := range s.sm.all() {
+		ss.endDetached()
+	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
 	select {
@@ -316,4 +327,9 @@ func (s *Server) registerBuiltins() {
 	s.handle(toSelf, nsSession, "session", func(ss *session, iq, _ *Element) { ss.send(iqResult(iq, "", "")) })
 	s.handle(toSelf, nsRoster, "query", handleRoster)
 	s.xeps = append(s.xeps, builtinXEPs...)
+	s.registerCSI()
+	s.registerSM()
 }
+
+// nonzaKey names a top-level element that is not a stanza.
+type nonzaKey struct{ space, local string }

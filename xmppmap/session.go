@@ -37,8 +37,12 @@ type session struct {
 	ip     string
 	log    *slog.Logger
 
+	// The reader chain: conn ← idleReader ← bufio ← budget ← decoder. All
+	// pointers, so that stream resumption (XEP-0198) can hand a new
+	// connection's chain to the session it resumes.
+	ir     *idleReader
 	br     *bufio.Reader
-	budget budgetReader
+	budget *budgetReader
 	dec    *xml.Decoder
 
 	streamID   string
@@ -64,14 +68,25 @@ type session struct {
 	trace bool
 
 	// Writer state, guarded by wmu.
-	wmu       sync.Mutex
-	queue     [][]byte
-	spare     [][]byte
-	closing   bool
-	writerOn  bool
-	wake      chan struct{}
-	writerEnd chan struct{}
-	done      chan struct{} // closed when run returns
+	wmu        sync.Mutex
+	queue      [][]byte
+	spare      [][]byte
+	closing    bool
+	writerOn   bool
+	wake       chan struct{}
+	writerEnd  chan struct{}
+	done       chan struct{} // closed when the session has ended
+	finishOnce sync.Once
+	handedOff  bool     // the connection went to a resumed session
+	resumed    *session // that session
+
+	// Client state indication (XEP-0352) and stream management (XEP-0198),
+	// guarded by wmu.
+	inactive  bool
+	held      map[string][]byte // presence by sender while inactive
+	heldOrder []string
+	sm        *smState
+	detached  bool // connection lost; waiting for a resumption
 
 	// Presence state, touched only by the reading goroutine.
 	available  bool
@@ -89,9 +104,10 @@ func newSession(s *Server, conn net.Conn, direct bool) *session {
 // reset starts a new XML decoder on the current connection (RFC 6120
 // §4.3.3: after TLS and SASL the stream restarts).
 func (ss *session) reset(limit int) {
-	ss.br = bufio.NewReaderSize(idleReader{ss}, 4096)
-	ss.budget = budgetReader{r: ss.br, left: limit}
-	ss.dec = xml.NewDecoder(&ss.budget)
+	ss.ir = &idleReader{ss}
+	ss.br = bufio.NewReaderSize(ss.ir, 4096)
+	ss.budget = &budgetReader{r: ss.br, left: limit}
+	ss.dec = xml.NewDecoder(ss.budget)
 	ss.dec.Strict = true
 }
 
@@ -99,7 +115,7 @@ func (ss *session) reset(limit int) {
 // bound client is pinged once (XEP-0199) and dropped if it stays silent.
 type idleReader struct{ ss *session }
 
-func (r idleReader) Read(p []byte) (int, error) {
+func (r *idleReader) Read(p []byte) (int, error) {
 	ss := r.ss
 	for {
 		if ss.full == "" {
@@ -132,14 +148,17 @@ var errTimeout = errors.New("connection timed out")
 
 func (ss *session) run() {
 	ss.srv.track(ss, true)
-	defer close(ss.done)
 	defer ss.srv.track(ss, false)
 	defer func() {
 		if r := recover(); r != nil {
 			ss.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
-			ss.closeWith(streamError(stream.InternalServerError, ""))
+			if !ss.handedOff {
+				ss.closeWith(streamError(stream.InternalServerError, ""))
+			}
 		}
-		ss.finish()
+		if !ss.handedOff {
+			ss.finish()
+		}
 	}()
 	if ss.direct {
 		cfg := ss.srv.cfg.TLS.Clone()
@@ -157,11 +176,37 @@ func (ss *session) run() {
 		cs := tc.ConnectionState()
 		ss.tlsState, ss.secure = &cs, true
 	}
-	if err := ss.negotiate(); err != nil {
+	err := ss.negotiate()
+	switch {
+	case errors.Is(err, errResumed):
+		// This connection now belongs to the session it resumed.
+		ss.handedOff = true
+		if ss.resumed != nil {
+			ss.srv.track(ss.resumed, true)
+			defer ss.srv.track(ss.resumed, false)
+			ss.resumed.serve()
+		}
+	case err != nil:
 		ss.fail(err)
+	default:
+		ss.serve()
+	}
+}
+
+// serve runs a bound session's stanza loop; when the connection is lost
+// under resumable stream management the session stays bound (detached),
+// otherwise it ends.
+func (ss *session) serve() {
+	err := ss.loop()
+	if err == nil {
+		ss.finish()
 		return
 	}
-	ss.loop()
+	if _, streamErr := classify(err); !streamErr && !errors.Is(err, errClosed) && ss.detach() {
+		return
+	}
+	ss.fail(err)
+	ss.finish()
 }
 
 // fail reports err to the peer as the stream error it maps to, if any, and
@@ -180,31 +225,39 @@ func (ss *session) fail(err error) {
 
 var errClosed = errors.New("stream closed by peer")
 
-// finish unbinds the session and tells the engine its agent is gone.
+// finish unbinds the session, tells the engine its agent is gone, routes
+// unacknowledged messages again, and closes the connection. It runs once.
 func (ss *session) finish() {
-	if ss.full != "" {
-		ss.srv.router.remove(ss.full, ss)
-		for _, f := range ss.srv.endHooks {
-			f(Session{ss})
+	ss.finishOnce.Do(func() {
+		if ss.full != "" {
+			ss.srv.router.remove(ss.full, ss)
+			if ss.sm != nil {
+				ss.srv.sm.forget(ss.sm.id, ss)
+			}
+			for _, f := range ss.srv.endHooks {
+				f(Session{ss})
+			}
+			ctx := context.Background()
+			if ss.available {
+				ss.sendDirectedUnavailable()
+			}
+			if err := ss.srv.engine.Disconnect(ctx, ss.agent, nil); err != nil {
+				ss.log.Warn("disconnect", "err", err)
+			}
+			ss.rerouteUnacked()
+			ss.log.Info("session ended")
 		}
-		ctx := context.Background()
-		if ss.available {
-			ss.sendDirectedUnavailable()
+		ss.wmu.Lock()
+		ss.closing = true
+		on := ss.writerOn
+		ss.wmu.Unlock()
+		if on {
+			ss.kick()
+			<-ss.writerEnd
 		}
-		if err := ss.srv.engine.Disconnect(ctx, ss.agent, nil); err != nil {
-			ss.log.Warn("disconnect", "err", err)
-		}
-		ss.log.Info("session ended")
-	}
-	ss.wmu.Lock()
-	ss.closing = true
-	on := ss.writerOn
-	ss.wmu.Unlock()
-	if on {
-		ss.kick()
-		<-ss.writerEnd
-	}
-	_ = ss.conn.Close()
+		ss.closeConn()
+		close(ss.done)
+	})
 }
 
 // writeNow writes b synchronously; used before the writer goroutine runs.
@@ -215,30 +268,68 @@ func (ss *session) writeNow(b []byte) error {
 	return err
 }
 
-// send queues a serialized top-level element for the client. It reports
-// false when the session is closing or its queue is full; a client that
-// does not read its queue is disconnected rather than let it grow.
-func (ss *session) send(b []byte) bool {
+// send queues a serialized stanza for the client. It reports false when
+// the session is closing or its queue is full; a client that does not read
+// its queue is disconnected rather than let it grow. Presence held while
+// the client is inactive (XEP-0352) goes out first, so order is kept, and
+// with stream management (XEP-0198) the stanza is kept until acknowledged.
+func (ss *session) send(b []byte) bool { return ss.out(b, true) }
+
+// sendNonza queues a stream-level element that is not a stanza (XEP-0198
+// acks): never held, never counted.
+func (ss *session) sendNonza(b []byte) bool { return ss.out(b, false) }
+
+func (ss *session) out(b []byte, stanza bool) bool {
 	ss.wmu.Lock()
 	if ss.closing {
 		ss.wmu.Unlock()
 		return false
 	}
-	if !ss.writerOn {
+	if !ss.writerOn && !ss.detached {
 		err := ss.writeNow(b)
 		ss.wmu.Unlock()
 		return err == nil
 	}
+	if stanza && len(ss.heldOrder) > 0 {
+		ss.flushHeldLocked()
+	}
+	ok := ss.enqueueLocked(b, stanza)
+	ss.wmu.Unlock()
+	if ok {
+		ss.kick()
+	}
+	return ok
+}
+
+// enqueueLocked adds one element to the writer queue (and, for a stanza
+// under stream management, to the unacknowledged list). Called with wmu.
+func (ss *session) enqueueLocked(b []byte, stanza bool) bool {
+	if stanza && ss.sm != nil {
+		if !ss.sm.sent(b) {
+			// Too much unacknowledged: the client is not keeping up.
+			ss.closing = true
+			ss.log.Warn("too many unacknowledged stanzas; disconnecting")
+			go ss.closeConn()
+			return false
+		}
+		if ss.detached {
+			return true // kept for the resumption or re-routed at timeout
+		}
+		if ss.sm.wantAck() {
+			ss.queue = append(ss.queue, b, smRequest)
+			return true
+		}
+	}
+	if ss.detached {
+		return !stanza || ss.sm != nil
+	}
 	if len(ss.queue) >= ss.srv.cfg.SendQueue {
 		ss.closing = true
-		ss.wmu.Unlock()
-		ss.log.Warn("send queue full; disconnecting slow client", "jid", ss.full)
-		_ = ss.conn.Close()
+		ss.log.Warn("send queue full; disconnecting slow client")
+		go ss.closeConn()
 		return false
 	}
 	ss.queue = append(ss.queue, b)
-	ss.wmu.Unlock()
-	ss.kick()
 	return true
 }
 
@@ -269,8 +360,12 @@ func (ss *session) startWriter() {
 	ss.wake = make(chan struct{}, 1)
 	ss.writerEnd = make(chan struct{})
 	ss.writerOn = true
+	pending := len(ss.queue) > 0
 	ss.wmu.Unlock()
 	go ss.writer()
+	if pending {
+		ss.kick()
+	}
 }
 
 func (ss *session) writer() {
@@ -278,6 +373,11 @@ func (ss *session) writer() {
 	var buf []byte
 	for range ss.wake {
 		ss.wmu.Lock()
+		if !ss.writerOn && !ss.closing {
+			// Detached (XEP-0198): the connection is gone.
+			ss.wmu.Unlock()
+			return
+		}
 		q := ss.queue
 		ss.queue = ss.spare[:0]
 		closing := ss.closing
@@ -350,27 +450,25 @@ func newStreamID() string {
 	return base64.RawURLEncoding.EncodeToString(b[:])
 }
 
-// loop reads stanzas until the stream ends.
-func (ss *session) loop() {
+// loop reads stanzas until the stream ends: nil when the client closed it,
+// else what ended it.
+func (ss *session) loop() error {
 	ss.startWriter()
 	for {
 		ss.budget.left = ss.srv.cfg.MaxStanzaSize
 		tok, err := ss.dec.Token()
 		if err != nil {
-			ss.fail(err)
-			return
+			return err
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
 			el, err := readElement(ss.dec, t, ss.srv.cfg.MaxDepth, ss.nsScope)
 			if err != nil {
-				ss.fail(err)
-				return
+				return err
 			}
 			ss.traceIn(el)
 			if err := ss.handle(el); err != nil {
-				ss.fail(err)
-				return
+				return err
 			}
 		case xml.EndElement:
 			// The client closed its stream (RFC 6120 §4.4): close ours.
@@ -381,15 +479,13 @@ func (ss *session) loop() {
 			}
 			ss.wmu.Unlock()
 			ss.kick()
-			return
+			return nil
 		case xml.CharData:
 			if !isSpace(t) {
-				ss.fail(streamError(stream.BadFormat, "text at stream level"))
-				return
+				return streamError(stream.BadFormat, "text at stream level")
 			}
 		default:
-			ss.fail(errRestricted)
-			return
+			return errRestricted
 		}
 	}
 }

@@ -21,12 +21,18 @@ const (
 // error ends the stream with the stream error it maps to.
 func (ss *session) handle(el *Element) error {
 	if el.Name.Space != nsClient {
+		if h := ss.srv.nonzas[nonzaKey{el.Name.Space, el.Name.Local}]; h != nil {
+			return h(ss, el)
+		}
 		return streamError(stream.UnsupportedStanzaType, "unsupported element in "+el.Name.Space)
 	}
 	switch el.Name.Local {
 	case "message", "presence", "iq":
 	default:
 		return streamError(stream.UnsupportedStanzaType, "unsupported element <"+el.Name.Local+"/>")
+	}
+	if ss.sm != nil {
+		ss.sm.inH++ // XEP-0198 §4: every stanza received counts, handled or refused
 	}
 	// RFC 6120 §8.1.2.1: the server stamps 'from'; a client that claims
 	// any address other than its own is spoofing.

@@ -19,7 +19,7 @@ The phases share data through the "state" file of the configuration.
 import datetime
 import time
 
-from common import (NS_CLIENT, NS_DELAY, NS_SID, Client, Failed, body_of, el_str, error_condition,
+from common import (NS_DELAY, NS_SID, Client, Failed, body_of, el_str, error_condition,
                     is_message, load_state, main, nonce, q, save_state)
 
 COUNT = 3

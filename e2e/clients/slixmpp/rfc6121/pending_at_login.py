@@ -7,9 +7,10 @@ ask='subscribe' (RFC 6121 3.1.2). bob logs in and requests the roster
 (alice is not in it: A.1, no roster item in "None + Pending In"); only
 after his initial presence does the stored request arrive (3.1.3: kept
 and delivered when the contact next becomes available), once, with the
-<status/> alice put in it (3.1.1). bob
-approves; alice gets 'subscribed' and a roster with 'to'. bob's next login
-brings no request again.
+<status/> alice put in it (3.1.1). bob logs out without answering and in
+again: the request comes again (3.1.3). bob approves; alice gets
+'subscribed' and a roster with 'to'. bob's next login brings no request
+again.
 """
 
 from common import Client, is_presence, main, nonce, presence_summary, reset_relations
@@ -53,6 +54,17 @@ async def body(cfg, rep, args):
     await bob.barrier()
     reqs = bob.received(is_presence('subscribe', frm=alice.bare))
     rep.should('the stored request is delivered once', len(reqs) == 1, 'RFC 6121 3.1.3', 1, len(reqs), stanza)
+
+    # bob leaves without answering: the request is still pending and comes
+    # again at his next login
+    await bob.close()
+    bob = await Client(cfg, bob_user, 'pending-again-' + n).connect(roster=True, presence=None)
+    m = bob.mark()
+    bob.send_presence()
+    req = await bob.try_wait_for(is_presence('subscribe', frm=alice.bare), 'the unanswered request', m)
+    rep.should('an unanswered request is delivered again at the next login', req is not None,
+               'RFC 6121 3.1.3 (pending until the contact approves or denies)', 'subscribe from %s' % alice.bare,
+               None, stanza)
 
     m = alice.mark()
     bob.send_presence(to=alice.bare, type='subscribed')

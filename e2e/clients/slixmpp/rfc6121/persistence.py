@@ -15,7 +15,7 @@ with a delay stamp; carol logs in and gets alice's subscription request.
 The phases share data through the "state" file of the configuration.
 """
 
-from common import (Client, Failed, body_of, el_str, is_message, is_presence, load_state, main, nonce,
+from common import (Client, Failed, el_str, is_message, is_presence, load_state, main, nonce,
                     reset_relations, save_state, NS_DELAY, q)
 
 
