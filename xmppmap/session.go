@@ -149,15 +149,15 @@ var errTimeout = errors.New("connection timed out")
 func (ss *session) run() {
 	ss.srv.track(ss, true)
 	defer ss.srv.track(ss, false)
+	// Each path below ends the session itself (serve may keep it bound for
+	// a resumption); a panic ends it here.
 	defer func() {
 		if r := recover(); r != nil {
 			ss.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
 			if !ss.handedOff {
 				ss.closeWith(streamError(stream.InternalServerError, ""))
+				ss.finish()
 			}
-		}
-		if !ss.handedOff {
-			ss.finish()
 		}
 	}()
 	if ss.direct {
@@ -167,6 +167,7 @@ func (ss *session) run() {
 		_ = ss.conn.SetDeadline(time.Now().Add(ss.srv.cfg.HandshakeTimeout))
 		if err := tc.Handshake(); err != nil {
 			ss.log.Debug("direct TLS handshake failed", "err", err)
+			ss.finish()
 			return
 		}
 		_ = ss.conn.SetDeadline(time.Time{})
@@ -188,6 +189,7 @@ func (ss *session) run() {
 		}
 	case err != nil:
 		ss.fail(err)
+		ss.finish()
 	default:
 		ss.serve()
 	}

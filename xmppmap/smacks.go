@@ -5,7 +5,9 @@ import (
 	"context"
 	"encoding/xml"
 	"errors"
+	"io"
 	"strconv"
+	"strings"
 	"sync"
 	"time"
 
@@ -275,8 +277,13 @@ func (ss *session) rerouteUnacked() {
 	}
 }
 
+// parseStanza decodes a stanza serialized for a client stream, inside a
+// wrapper that supplies the stream's default namespace.
 func parseStanza(b []byte) (*Element, error) {
-	d := xml.NewDecoder(bytes.NewReader(b))
+	d := xml.NewDecoder(io.MultiReader(strings.NewReader("<s xmlns='"+nsClient+"'>"), bytes.NewReader(b)))
+	if _, err := d.Token(); err != nil {
+		return nil, err
+	}
 	for {
 		tok, err := d.Token()
 		if err != nil {

@@ -108,6 +108,7 @@ func xmppConfig(c *config.Config, tlsConf *tls.Config) xmppmap.Config {
 		HandshakeTimeout:      c.C2S.HandshakeTimeout.Duration,
 		IdleTimeout:           c.C2S.IdleTimeout.Duration,
 		PingTimeout:           c.C2S.PingTimeout.Duration,
+		ResumeTimeout:         c.C2S.ResumeTimeout.Duration,
 		SendQueue:             c.C2S.SendQueue,
 		ScramIterations:       c.Auth.ScramIterations,
 		MaxFailuresPerStream:  c.Auth.MaxFailuresPerStream,

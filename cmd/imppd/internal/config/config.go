@@ -54,6 +54,7 @@ type C2SConfig struct {
 	HandshakeTimeout    Duration `toml:"handshake_timeout"`
 	IdleTimeout         Duration `toml:"idle_timeout"`
 	PingTimeout         Duration `toml:"ping_timeout"`
+	ResumeTimeout       Duration `toml:"resume_timeout"`
 	SendQueue           int      `toml:"send_queue"` // stanzas
 }
 

@@ -120,6 +120,7 @@ func (c *Config) validate() []Problem {
 	v.positiveDuration("c2s.handshake_timeout", s.HandshakeTimeout)
 	v.positiveDuration("c2s.idle_timeout", s.IdleTimeout)
 	v.positiveDuration("c2s.ping_timeout", s.PingTimeout)
+	v.positiveDuration("c2s.resume_timeout", s.ResumeTimeout)
 	v.positive("c2s.send_queue", s.SendQueue)
 
 	a := &c.Auth
