@@ -51,3 +51,6 @@ func (r Reason) String() string {
 	// Rules are plug-ins and may use reasons of their own.
 	return "reason(" + strconv.Itoa(int(r)) + ")"
 }
+
+// ErrNoSuchEntry: a query named an archive entry that does not exist.
+var ErrNoSuchEntry = errors.New("core: no such archive entry")

@@ -344,3 +344,14 @@ func (s *Service) Ensure(ctx context.Context, owner, contact core.PrincipalID) e
 		return s.refresh(ctx, tx, q, owner, contact, nil)
 	})
 }
+
+// Has reports whether owner's roster holds contact.
+func (s *Service) Has(ctx context.Context, owner, contact core.PrincipalID) (bool, error) {
+	ok := false
+	err := s.view(ctx, func(tx Tx) error {
+		var err error
+		_, ok, err = tx.RosterItem(ctx, owner, contact)
+		return err
+	})
+	return ok, err
+}

@@ -4,7 +4,7 @@ package xmppmap
 // because they are part of how every stanza is routed or every stream
 // negotiated rather than a separable feature.
 var builtinXEPs = []XEP{
-	{Number: 160, Title: "Best Practices for Handling Offline Messages", Version: "1.0.1", Status: "complete"},
+	{Number: 160, Title: "Best Practices for Handling Offline Messages", Version: "1.0.1", Status: "complete", Features: []string{"msgoffline"}},
 	{Number: 203, Title: "Delayed Delivery", Version: "2.0", Status: "complete"},
 	{Number: 237, Title: "Roster Versioning", Version: "1.3", Status: "complete"},
 	{Number: 334, Title: "Message Processing Hints", Version: "0.3.0", Status: "partial: store and no-store decide offline storage"},

@@ -183,6 +183,8 @@ func (s *Server) Session(full string) (Session, bool) {
 // MessageEvent tells message hooks what became of a message a client sent.
 type MessageEvent struct {
 	Stanza  *Element // as routed: 'from' stamped, stanza-id added
+	ID      string   // the server's stanza id (XEP-0359)
+	Payload []byte   // Stanza encoded for a jabber:client stream
 	From    Session
 	To      jid.JID // canonical; the sender's bare JID when it gave none
 	Outcome core.Outcome
@@ -192,6 +194,9 @@ type MessageEvent struct {
 // OnMessage adds a hook run, on the sender's goroutine, after each message
 // from a client was routed (carbons, archives).
 func (s *Server) OnMessage(f func(*MessageEvent)) { s.msgHooks = append(s.msgHooks, f) }
+
+// OnShutdown adds a hook run by Shutdown once sessions have ended.
+func (s *Server) OnShutdown(f func()) { s.stopHooks = append(s.stopHooks, f) }
 
 // OnSessionEnd adds a hook run when a bound session ends.
 func (s *Server) OnSessionEnd(f func(Session)) { s.endHooks = append(s.endHooks, f) }

@@ -185,10 +185,15 @@ func (ss *session) negotiateTLS() (bool, error) {
 			if !ss.send([]byte("<proceed xmlns='" + nsTLS + "'/>")) {
 				return false, errClosed
 			}
-			if ss.br.Buffered() > 0 {
-				// Data after <starttls/> and before the handshake would be
-				// read in the clear: refuse it (RFC 6120 §5.4.3.3).
-				return false, streamError(stream.PolicyViolation, "data sent before the TLS handshake")
+			if n := ss.br.Buffered(); n > 0 {
+				// Whitespace the client wrote with <starttls/> is harmless
+				// (go-sendxmpp sends a newline); anything else after it and
+				// before the handshake would be read in the clear, a
+				// plaintext injection: refuse it (RFC 6120 §5.4.3.3).
+				if b, _ := ss.br.Peek(n); !isSpace(b) {
+					return false, streamError(stream.PolicyViolation, "data sent before the TLS handshake")
+				}
+				_, _ = ss.br.Discard(n)
 			}
 			tc := tls.Server(ss.conn, ss.srv.cfg.TLS)
 			_ = ss.conn.SetDeadline(time.Now().Add(ss.srv.cfg.HandshakeTimeout))

@@ -14,6 +14,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"slices"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -55,6 +56,9 @@ type Config struct {
 
 	// Admins are the bare JIDs with administrative rights.
 	Admins []string
+	// DisabledXEPs switches off built-in extensions by number
+	// (XEP-0198 stream management, XEP-0352 client state indication).
+	DisabledXEPs []int
 }
 
 // Accounts is the part of the account store the stream layer reads.
@@ -81,6 +85,7 @@ type Server struct {
 	xeps           []XEP
 	msgHooks       []func(*MessageEvent)
 	endHooks       []func(Session)
+	stopHooks      []func()
 	routeFilters   []func(*RouteEvent) *StanzaError
 	nonzas         map[nonzaKey]func(*session, *Element) error
 	sm             smRegistry
@@ -276,6 +281,11 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	}
 	done := make(chan struct{})
 	go func() { s.wg.Wait(); close(done) }()
+	defer func() {
+		for _, f := range s.stopHooks {
+			f()
+		}
+	}()
 	select {
 	case <-done:
 		return nil
@@ -327,8 +337,12 @@ func (s *Server) registerBuiltins() {
 	s.handle(toSelf, nsSession, "session", func(ss *session, iq, _ *Element) { ss.send(iqResult(iq, "", "")) })
 	s.handle(toSelf, nsRoster, "query", handleRoster)
 	s.xeps = append(s.xeps, builtinXEPs...)
-	s.registerCSI()
-	s.registerSM()
+	if !slices.Contains(s.cfg.DisabledXEPs, 352) {
+		s.registerCSI()
+	}
+	if !slices.Contains(s.cfg.DisabledXEPs, 198) {
+		s.registerSM()
+	}
 }
 
 // nonzaKey names a top-level element that is not a stanza.

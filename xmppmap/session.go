@@ -215,12 +215,12 @@ func (ss *session) serve() {
 // closes the stream.
 func (ss *session) fail(err error) {
 	if se, ok := classify(err); ok {
-		ss.log.Debug("stream error", "condition", se.Err, "err", err, "jid", ss.full)
+		ss.log.Debug("stream error", "condition", se.Err, "err", err)
 		ss.closeWith(se)
 		return
 	}
 	if !errors.Is(err, errClosed) {
-		ss.log.Debug("connection ended", "err", err, "jid", ss.full)
+		ss.log.Debug("connection ended", "err", err)
 	}
 	_ = ss.conn.Close()
 }

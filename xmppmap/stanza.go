@@ -252,7 +252,7 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	m.Payload = el.AppendXML(make([]byte, 0, 512), nsClient)
 	out, err := ss.srv.engine.Send(context.Background(), &m)
 	if len(ss.srv.msgHooks) > 0 {
-		ev := &MessageEvent{Stanza: el, From: Session{ss}, To: to, Outcome: out, Err: err}
+		ev := &MessageEvent{Stanza: el, ID: m.ID, Payload: m.Payload, From: Session{ss}, To: to, Outcome: out, Err: err}
 		for _, f := range ss.srv.msgHooks {
 			f(ev)
 		}

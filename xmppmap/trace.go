@@ -15,7 +15,7 @@ func (ss *session) traceIn(el *Element) {
 	if !ss.tracing() {
 		return
 	}
-	ss.log.Info("trace", "dir", "in", "jid", ss.full, "xml", string(redacted(el).AppendXML(nil, nsClient)))
+	ss.log.Info("trace", "dir", "in", "xml", string(redacted(el).AppendXML(nil, nsClient)))
 }
 
 func (ss *session) traceOut(b []byte) {
@@ -26,7 +26,7 @@ func (ss *session) traceOut(b []byte) {
 	if strings.Contains(s, nsSASL) {
 		s = redactSASLOut(s)
 	}
-	ss.log.Info("trace", "dir", "out", "jid", ss.full, "xml", s)
+	ss.log.Info("trace", "dir", "out", "xml", s)
 }
 
 // redacted returns el, or a copy of it with secrets replaced.

@@ -58,7 +58,15 @@ func serve(args []string, stderr io.Writer) error {
 	if err != nil {
 		return err
 	}
-	srv.Use(xeps.Modules(xeps.Options{Version: imppd.Version, Started: time.Now(), Blocklists: store})...)
+	srv.Use(xeps.Modules(xeps.Options{
+		Version:          imppd.Version,
+		Started:          time.Now(),
+		Blocklists:       store,
+		Archive:          store,
+		ArchiveRetention: time.Duration(cfg.Archive.RetentionDays) * 24 * time.Hour,
+		Logger:           log,
+		Disabled:         cfg.XEPs.Disabled,
+	})...)
 	var addrs []any
 	for _, l := range []struct {
 		key, addr string
@@ -118,6 +126,7 @@ func xmppConfig(c *config.Config, tlsConf *tls.Config) xmppmap.Config {
 		TraceAll:              c.Log.TraceStanzas,
 		TraceAccounts:         c.Log.TraceAccounts,
 		Admins:                c.Admins,
+		DisabledXEPs:          c.XEPs.Disabled,
 	}
 }
 

@@ -35,6 +35,7 @@ import (
 	"path/filepath"
 	"reflect"
 	"slices"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -51,6 +52,12 @@ type Store interface {
 	Blocklist(ctx context.Context, owner core.PrincipalID) ([]string, error)
 	Block(ctx context.Context, owner core.PrincipalID, jids []string) error
 	Unblock(ctx context.Context, owner core.PrincipalID, jids []string) error
+	// Message archives (XEP-0313).
+	AppendArchive(ctx context.Context, entries []core.ArchiveEntry) error
+	QueryArchive(ctx context.Context, q core.ArchiveQuery) (core.ArchivePage, error)
+	ArchivePrefs(ctx context.Context, owner core.PrincipalID) (core.ArchivePrefs, error)
+	SetArchivePrefs(ctx context.Context, owner core.PrincipalID, p core.ArchivePrefs) error
+	PruneArchive(ctx context.Context, before time.Time) (int64, error)
 	Close() error
 }
 
@@ -143,6 +150,8 @@ var cases = []testCase{
 	{"LastPresence", testLastPresence},
 	{"Offline", testOffline},
 	{"Blocklist", testBlocklist},
+	{"Archive", testArchive},
+	{"ArchivePrefs", testArchivePrefs},
 	{"RosterItems", testRosterItems},
 	{"RosterVersion", testRosterVersion},
 	{"TxIsRosterTx", testTxIsRosterTx},
@@ -1197,5 +1206,106 @@ func testBlocklist(t *testing.T, h *harness) {
 	}
 	if l, _ := s.Blocklist(c, bob); len(l) != 0 {
 		t.Fatalf("blocklist survives its owner: %v", l)
+	}
+}
+
+func testArchive(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice, bob)
+	c := ctx(t)
+	var entries []core.ArchiveEntry
+	for i := 0; i < 10; i++ {
+		with := core.AgentID("bob@x/phone")
+		if i%2 == 1 {
+			with = "carol@y/pc"
+		}
+		entries = append(entries, core.ArchiveEntry{Owner: alice, ID: fmt.Sprintf("id%d", i), With: with, Outgoing: i%3 == 0,
+			Stamp: t0.Add(time.Duration(i) * time.Minute), Payload: []byte(fmt.Sprintf("<message><body>%d</body></message>", i))})
+	}
+	if err := s.AppendArchive(c, entries[:6]); err != nil {
+		t.Fatal(err)
+	}
+	// Appending again (a retried batch) does not duplicate.
+	if err := s.AppendArchive(c, entries); err != nil {
+		t.Fatal(err)
+	}
+	ids := func(p core.ArchivePage) string {
+		var out []string
+		for _, e := range p.Entries {
+			out = append(out, e.ID)
+		}
+		return strings.Join(out, ",")
+	}
+	for _, tc := range []struct {
+		name     string
+		q        core.ArchiveQuery
+		want     string
+		complete bool
+		count    int
+	}{
+		{"all", core.ArchiveQuery{Owner: alice}, "id0,id1,id2,id3,id4,id5,id6,id7,id8,id9", true, 10},
+		{"first page", core.ArchiveQuery{Owner: alice, Max: 3}, "id0,id1,id2", false, 10},
+		{"after", core.ArchiveQuery{Owner: alice, Max: 3, AfterID: "id2"}, "id3,id4,id5", false, 10},
+		{"after to the end", core.ArchiveQuery{Owner: alice, Max: 3, AfterID: "id6"}, "id7,id8,id9", true, 10},
+		{"last page", core.ArchiveQuery{Owner: alice, Max: 3, Last: true}, "id7,id8,id9", false, 10},
+		{"before", core.ArchiveQuery{Owner: alice, Max: 3, Last: true, BeforeID: "id3"}, "id0,id1,id2", true, 10},
+		{"with bare", core.ArchiveQuery{Owner: alice, With: "bob@x"}, "id0,id2,id4,id6,id8", true, 5},
+		{"with full", core.ArchiveQuery{Owner: alice, With: "carol@y/pc", Max: 2}, "id1,id3", false, 5},
+		{"with other resource", core.ArchiveQuery{Owner: alice, With: "carol@y/phone"}, "", true, 0},
+		{"time range", core.ArchiveQuery{Owner: alice, Start: t0.Add(2 * time.Minute), End: t0.Add(4 * time.Minute)}, "id2,id3,id4", true, 3},
+		{"ids", core.ArchiveQuery{Owner: alice, IDs: []string{"id9", "id1", "nope"}}, "id1,id9", true, 2},
+		{"other owner", core.ArchiveQuery{Owner: bob}, "", true, 0},
+	} {
+		p, err := s.QueryArchive(c, tc.q)
+		if err != nil {
+			t.Fatalf("%s: %v", tc.name, err)
+		}
+		if got := ids(p); got != tc.want || p.Complete != tc.complete || p.Count != tc.count {
+			t.Errorf("%s: got %q complete=%v count=%d, want %q %v %d", tc.name, got, p.Complete, p.Count, tc.want, tc.complete, tc.count)
+		}
+	}
+	p, _ := s.QueryArchive(c, core.ArchiveQuery{Owner: alice, IDs: []string{"id3"}})
+	if e := p.Entries[0]; e.With != "carol@y/pc" || e.Outgoing != true || !e.Stamp.Equal(t0.Add(3*time.Minute)) || string(e.Payload) != "<message><body>3</body></message>" {
+		t.Errorf("entry fields: %+v", e)
+	}
+	if _, err := s.QueryArchive(c, core.ArchiveQuery{Owner: alice, AfterID: "unknown"}); !errors.Is(err, core.ErrNoSuchEntry) {
+		t.Errorf("unknown after-id: %v", err)
+	}
+	if n, err := s.PruneArchive(c, t0.Add(5*time.Minute)); err != nil || n != 5 {
+		t.Errorf("prune: %d %v", n, err)
+	}
+	if p, _ := s.QueryArchive(c, core.ArchiveQuery{Owner: alice}); p.Count != 5 || p.Entries[0].ID != "id5" {
+		t.Errorf("after prune: %q", ids(p))
+	}
+	if err := s.AppendArchive(c, []core.ArchiveEntry{{Owner: "nobody@x", ID: "1", With: "a@b", Stamp: t0, Payload: []byte("x")}}); !errors.Is(err, core.ErrNoSuchPrincipal) {
+		t.Errorf("archive for unknown owner: %v", err)
+	}
+	if err := s.DeleteAccount(c, alice); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.QueryArchive(c, core.ArchiveQuery{Owner: alice}); p.Count != 0 {
+		t.Errorf("archive survives its owner: %d", p.Count)
+	}
+}
+
+func testArchivePrefs(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice)
+	c := ctx(t)
+	if p, err := s.ArchivePrefs(c, alice); err != nil || p.Default != "always" || len(p.Always)+len(p.Never) != 0 {
+		t.Fatalf("default prefs: %+v %v", p, err)
+	}
+	want := core.ArchivePrefs{Default: "roster", Always: []string{"a@b"}, Never: []string{"spam@x", "c@d"}}
+	if err := s.SetArchivePrefs(c, alice, want); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.ArchivePrefs(c, alice); !reflect.DeepEqual(p, want) {
+		t.Errorf("prefs: %+v", p)
+	}
+	if err := s.SetArchivePrefs(c, alice, core.ArchivePrefs{Default: "never"}); err != nil {
+		t.Fatal(err)
+	}
+	if p, _ := s.ArchivePrefs(c, alice); p.Default != "never" || len(p.Always) != 0 {
+		t.Errorf("prefs replaced: %+v", p)
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"os"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/xmppmap"
@@ -42,7 +43,7 @@ func TestDocsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}})...)
+	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}, Archive: noArchive{}})...)
 	want := markdown(srv.XEPs())
 	const path = "../../docs/XEPS.md"
 	if os.Getenv("IMPPD_UPDATE_DOCS") != "" {
@@ -66,3 +67,17 @@ type noBlocklists struct{}
 func (noBlocklists) Blocklist(context.Context, core.PrincipalID) ([]string, error) { return nil, nil }
 func (noBlocklists) Block(context.Context, core.PrincipalID, []string) error       { return nil }
 func (noBlocklists) Unblock(context.Context, core.PrincipalID, []string) error     { return nil }
+
+type noArchive struct{}
+
+func (noArchive) AppendArchive(context.Context, []core.ArchiveEntry) error { return nil }
+func (noArchive) QueryArchive(context.Context, core.ArchiveQuery) (core.ArchivePage, error) {
+	return core.ArchivePage{}, nil
+}
+func (noArchive) ArchivePrefs(context.Context, core.PrincipalID) (core.ArchivePrefs, error) {
+	return core.ArchivePrefs{}, nil
+}
+func (noArchive) SetArchivePrefs(context.Context, core.PrincipalID, core.ArchivePrefs) error {
+	return nil
+}
+func (noArchive) PruneArchive(context.Context, time.Time) (int64, error) { return 0, nil }

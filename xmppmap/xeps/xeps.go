@@ -3,6 +3,8 @@
 package xeps
 
 import (
+	"log/slog"
+	"slices"
 	"time"
 
 	"github.com/imppd/imppd/xmppmap"
@@ -11,6 +13,7 @@ import (
 	"github.com/imppd/imppd/xmppmap/carbons"
 	"github.com/imppd/imppd/xmppmap/disco"
 	"github.com/imppd/imppd/xmppmap/last"
+	"github.com/imppd/imppd/xmppmap/mam"
 	"github.com/imppd/imppd/xmppmap/ping"
 	"github.com/imppd/imppd/xmppmap/version"
 	"github.com/imppd/imppd/xmppmap/watchinfo"
@@ -19,9 +22,14 @@ import (
 
 // Options are what the modules need from the configuration.
 type Options struct {
-	Version    string    // the server's version, for XEP-0092
-	Started    time.Time // for XEP-0012 uptime
-	Blocklists blocking.Store
+	Version          string    // the server's version, for XEP-0092
+	Started          time.Time // for XEP-0012 uptime
+	Blocklists       blocking.Store
+	Archive          mam.Store
+	ArchiveRetention time.Duration // 0: forever
+	Logger           *slog.Logger
+	// Disabled lists XEP numbers switched off by the administrator.
+	Disabled []int
 }
 
 // Modules returns every extension module, ready for Server.Use.
@@ -38,6 +46,10 @@ func Modules(o Options) []xmppmap.Module {
 	if o.Blocklists != nil {
 		mods = append(mods, blocking.New(o.Blocklists))
 	}
+	if o.Archive != nil {
+		mods = append(mods, mam.New(o.Archive, o.ArchiveRetention, o.Logger))
+	}
 	// disco goes last so that the others have added their items first.
-	return append(mods, cmds, d)
+	mods = append(mods, cmds, d)
+	return slices.DeleteFunc(mods, func(m xmppmap.Module) bool { return slices.Contains(o.Disabled, m.XEP().Number) })
 }

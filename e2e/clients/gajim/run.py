@@ -11,9 +11,16 @@ connects on start without a click.
 Protocol, for the Go test that drives it (e2e/matrix_test.go):
   stdout  READY display=:N home=DIR   Xvfb and Gajim started (not yet online:
                                       the test watches the server for that)
+  stdin   open URI                    hand an xmpp: URI to the running Gajim
+                                      (a second "gajim URI", as a desktop
+                                      would: xmpp:bob@example.org opens
+                                      the chat with Bob)
+  stdout  OPENED URI
   stdin   shot NAME                   screenshot of the whole display
                                       (ImageMagick import -window root) into
-                                      --artifacts/NAME.png
+                                      --artifacts/NAME.png, once the screen
+                                      has stopped changing (polled, at most
+                                      --settle seconds)
   stdout  SHOT PATH
   stdin   quit (or end of input)      stop Gajim and Xvfb
   stdout  RESULT ok ... | RESULT fail REASON
@@ -41,8 +48,16 @@ class Timeout(Exception):
     pass
 
 
+class Terminated(Exception):
+    pass
+
+
 def on_alarm(_sig, _frame):
     raise Timeout()
+
+
+def on_term(_sig, _frame):
+    raise Terminated()
 
 
 def log(msg):
@@ -86,6 +101,47 @@ def start_xvfb(artifacts, size):
     return proc, ':' + buf.strip().decode()
 
 
+def start_bus(env, ids):
+    """A D-Bus session bus for Gajim (a GtkApplication: a second "gajim
+    URI" finds the first one through it). Returns (process, address)."""
+    proc = subprocess.Popen(['dbus-daemon', '--session', '--nofork', '--print-address=1'], env=env,
+                            stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL,
+                            start_new_session=True, **ids)
+    ready, _, _ = select.select([proc.stdout], [], [], 30)
+    addr = proc.stdout.readline().decode().strip() if ready else ''
+    if not addr:
+        stop(proc)
+        raise RuntimeError('dbus-daemon printed no address')
+    return proc, addr
+
+
+def grab(display, path):
+    subprocess.run(['import', '-display', display, '-window', 'root', path],
+                   check=True, timeout=60, capture_output=True)
+
+
+def settled_shot(display, path, settle):
+    """Polls raw captures of the screen until two in a row are identical
+    (the window has finished drawing), at most settle seconds, then
+    writes the PNG. Returns whether the screen settled."""
+    raw = path + '.rgb'
+    previous = None
+    deadline = time.monotonic() + settle
+    settled = False
+    while time.monotonic() < deadline:
+        grab(display, 'rgb:' + raw)
+        with open(raw, 'rb') as f:
+            frame = f.read()
+        if frame == previous:
+            settled = True
+            break
+        previous = frame
+        time.sleep(0.3)  # polling interval of the screen, not a synchronisation
+    os.unlink(raw)
+    grab(display, path)
+    return settled
+
+
 def stop(proc, grace=5.0):
     """Ends the process group proc leads: SIGTERM, then SIGKILL."""
     if proc is None or proc.poll() is not None:
@@ -115,13 +171,15 @@ def main():
     p.add_argument('--user', default='imppdgui', help='unprivileged user for Gajim when run as root')
     p.add_argument('--screen', default='1280x800x24')
     p.add_argument('--timeout', type=int, default=180)
+    p.add_argument('--settle', type=float, default=15, help='seconds to wait for a still screen before a shot')
     p.add_argument('--keep-home', action='store_true')
     a = p.parse_args()
 
     signal.signal(signal.SIGALRM, on_alarm)
+    signal.signal(signal.SIGTERM, on_term)
     signal.alarm(a.timeout)
     os.makedirs(a.artifacts, exist_ok=True)
-    xvfb = gajim = None
+    xvfb = gajim = bus = None
     home = None
     shots = 0
     try:
@@ -132,7 +190,7 @@ def main():
             username = pw.pw_name
         else:
             username = pwd.getpwuid(os.geteuid()).pw_name
-        home = tempfile.mkdtemp(prefix='imppd-gajim-')
+        home = tempfile.mkdtemp(prefix='imppd-gajim-', dir='/tmp')  # reachable by --user
         os.chmod(home, 0o700)
         if ids:
             os.chown(home, ids['user'], ids['group'])
@@ -165,10 +223,9 @@ def main():
 
         xvfb, display = start_xvfb(a.artifacts, a.screen)
         env['DISPLAY'] = display
+        bus, env['DBUS_SESSION_BUS_ADDRESS'] = start_bus(env, ids)
         glog = open(os.path.join(a.artifacts, 'gajim.log'), 'wb')
-        # dbus-run-session: Gajim is a GtkApplication and wants a session
-        # bus; this one lives and dies with it.
-        gajim = subprocess.Popen(['dbus-run-session', '--', 'gajim', '--verbose'], env=env, cwd=home,
+        gajim = subprocess.Popen(['gajim', '--verbose'], env=env, cwd=home,
                                  stdin=subprocess.DEVNULL, stdout=glog, stderr=glog,
                                  start_new_session=True, **ids)
         print(f'READY display={display} home={home}', flush=True)
@@ -187,10 +244,17 @@ def main():
             if cmd == 'shot':
                 name = os.path.basename(arg) or f'shot{shots}'
                 path = os.path.join(a.artifacts, name + '.png')
-                subprocess.run(['import', '-display', display, '-window', 'root', path],
-                               check=True, timeout=60, capture_output=True)
+                if not settled_shot(display, path, a.settle):
+                    log(f'{name}: the screen was still changing after {a.settle}s')
                 shots += 1
                 print(f'SHOT {path}', flush=True)
+            elif cmd == 'open':
+                out = subprocess.run(['gajim', arg], env=env, cwd=home, capture_output=True,
+                                     timeout=60, **ids)
+                if out.returncode != 0:
+                    print(f'RESULT fail gajim {arg}: exit {out.returncode}: {out.stderr.decode()[-500:]}', flush=True)
+                    return 1
+                print(f'OPENED {arg}', flush=True)
             else:
                 print(f'ERROR unknown command {cmd!r}', flush=True)
         print(f'RESULT ok display={display} shots={shots}', flush=True)
@@ -198,12 +262,16 @@ def main():
     except Timeout:
         print(f'RESULT fail timed out after {a.timeout}s', flush=True)
         return 1
+    except Terminated:
+        print('RESULT fail terminated (SIGTERM)', flush=True)
+        return 1
     except Exception as e:  # noqa: BLE001
         print(f'RESULT fail {type(e).__name__}: {e}', flush=True)
         return 1
     finally:
         signal.alarm(0)
         stop(gajim)
+        stop(bus)
         stop(xvfb)
         if home and not a.keep_home:
             shutil.rmtree(home, ignore_errors=True)

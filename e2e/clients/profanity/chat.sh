@@ -60,6 +60,7 @@ cleanup() {
 	rm -rf "$home"
 }
 trap cleanup EXIT
+trap 'exit 1' TERM INT HUP
 
 fail() {
 	echo "RESULT fail $*"

@@ -27,6 +27,8 @@ type Config struct {
 	Storage      StorageConfig      `toml:"storage"`
 	Limits       LimitsConfig       `toml:"limits"`
 	Registration RegistrationConfig `toml:"registration"`
+	Archive      ArchiveConfig      `toml:"archive"`
+	XEPs         XEPsConfig         `toml:"xeps"`
 
 	file  string         // file Load read, for messages
 	lines map[string]int // dotted key -> line in file
@@ -95,6 +97,14 @@ type LimitsConfig struct {
 // RegistrationConfig holds the registration section.
 type RegistrationConfig struct {
 	Enabled bool `toml:"enabled"` // XEP-0077 in-band registration
+}
+
+type ArchiveConfig struct {
+	RetentionDays int `toml:"retention_days"` // 0: forever
+}
+
+type XEPsConfig struct {
+	Disabled []int `toml:"disabled"` // XEP numbers switched off
 }
 
 // Duration is a time.Duration written as a string like "30s" or "5m".

@@ -121,22 +121,36 @@ func (d *decoder) value(key toml.Key, prim toml.Primitive, fv reflect.Value) {
 		} else {
 			bad("an integer")
 		}
-	case reflect.Slice: // only []string in Config
+	case reflect.Slice: // []string or []int
 		arr, ok := raw.([]any)
+		elem := "strings"
+		if fv.Type().Elem().Kind() == reflect.Int {
+			elem = "integers"
+		}
 		if !ok {
-			bad("an array of strings")
+			bad("an array of " + elem)
 			return
 		}
-		out := make([]string, 0, len(arr))
+		out := reflect.MakeSlice(fv.Type(), 0, len(arr))
 		for i, e := range arr {
-			s, ok := e.(string)
-			if !ok {
-				d.add(line, key, "%s: element %d must be a string, not %s", key, i+1, describe(e))
+			var v reflect.Value
+			switch x := e.(type) {
+			case string:
+				if elem == "strings" {
+					v = reflect.ValueOf(x)
+				}
+			case int64:
+				if elem == "integers" {
+					v = reflect.ValueOf(int(x))
+				}
+			}
+			if !v.IsValid() {
+				d.add(line, key, "%s: element %d must be %s, not %s", key, i+1, map[string]string{"strings": "a string", "integers": "an integer"}[elem], describe(e))
 				return
 			}
-			out = append(out, s)
+			out = reflect.Append(out, v)
 		}
-		fv.Set(reflect.ValueOf(out))
+		fv.Set(out)
 	default:
 		panic("config: unsupported field type " + fv.Type().String())
 	}

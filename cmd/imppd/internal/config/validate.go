@@ -146,6 +146,14 @@ func (c *Config) validate() []Problem {
 	v.oneOf("storage.synchronous", c.Storage.Synchronous, "full", "normal")
 
 	v.positive("limits.offline_quota", c.Limits.OfflineQuota)
+	if c.Archive.RetentionDays < 0 {
+		v.add("archive.retention_days", nil, "must be 0 (forever) or a number of days, not %d", c.Archive.RetentionDays)
+	}
+	for _, n := range c.XEPs.Disabled {
+		if n <= 0 {
+			v.add("xeps.disabled", nil, "%d is not a XEP number", n)
+		}
+	}
 
 	sortProblems(v.probs)
 	return v.probs
