@@ -130,6 +130,7 @@ type User struct {
 type Options struct {
 	Domains []string // default ["localhost"]
 	Users   []User
+	Admins  []string // bare JIDs with admin rights (XEP-0133)
 
 	NoRequireTLS     bool   // c2s.require_tls = false (allowed: listeners are loopback)
 	ResourceConflict string // c2s.resource_conflict: "replace" or "refuse"
@@ -231,6 +232,16 @@ func (s *Server) config() string {
 	}
 	b.WriteString("]\n")
 	fmt.Fprintf(&b, "data_dir = %s\n", q(s.DataDir))
+	if len(o.Admins) > 0 {
+		b.WriteString("admins = [")
+		for i, a := range o.Admins {
+			if i > 0 {
+				b.WriteString(", ")
+			}
+			b.WriteString(q(a))
+		}
+		b.WriteString("]\n")
+	}
 	fmt.Fprintf(&b, "\n[log]\nlevel = \"debug\"\nformat = \"json\"\ntrace_stanzas = %t\n", o.Trace)
 	fmt.Fprintf(&b, "\n[c2s]\nlisten = \"127.0.0.1:0\"\ndirect_tls_listen = \"127.0.0.1:0\"\nrequire_tls = %t\n", !o.NoRequireTLS)
 	if o.ResourceConflict != "" {

@@ -5,6 +5,7 @@ import (
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
+	"mellium.im/xmpp/stream"
 
 	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/rosters"
@@ -237,4 +238,48 @@ func (s *Server) mayRoute(ss *session, el *Element, to jid.JID) bool {
 		}
 	}
 	return true
+}
+
+// StreamFeature adds an element to the stream features offered with
+// resource binding, after authentication.
+func (s *Server) StreamFeature(xml string) { s.streamFeatures = append(s.streamFeatures, xml) }
+
+// Online lists the full JIDs of bound sessions.
+func (s *Server) Online() []string {
+	var out []string
+	for i := range s.router.shards {
+		sh := &s.router.shards[i]
+		sh.mu.RLock()
+		for full := range sh.m {
+			out = append(out, full)
+		}
+		sh.mu.RUnlock()
+	}
+	sort.Strings(out)
+	return out
+}
+
+// EndSessions closes every session of p with the stream error condition
+// (RFC 6120 §4.9.3; e.g. "not-authorized" after the account is deleted,
+// "reset" after its password changed).
+func (s *Server) EndSessions(p core.PrincipalID, condition, text string) int {
+	n := 0
+	for _, a := range s.engine.Agents(p) {
+		if ss := s.router.get(string(a.ID)); ss != nil {
+			ss.closeWith(streamError(stream.Error{Err: condition}, text))
+			n++
+		}
+	}
+	return n
+}
+
+// Broadcast sends b to every bound session (announcements).
+func (s *Server) Broadcast(b func(full string) []byte) int {
+	n := 0
+	for _, full := range s.Online() {
+		if ss := s.router.get(full); ss != nil && ss.send(b(full)) {
+			n++
+		}
+	}
+	return n
 }

@@ -65,6 +65,8 @@ func serve(args []string, stderr io.Writer) error {
 		Archive:          store,
 		ArchiveRetention: time.Duration(cfg.Archive.RetentionDays) * 24 * time.Hour,
 		Logger:           log,
+		Accounts:         store,
+		ScramIterations:  cfg.Auth.ScramIterations,
 		Disabled:         cfg.XEPs.Disabled,
 	})...)
 	var addrs []any

@@ -90,12 +90,17 @@ func getOnly(q *xmppmap.IQ) bool {
 	return true
 }
 
+// ServerInfo is what disco#info on the server answers.
+func ServerInfo(s *xmppmap.Server) *NodeInfo {
+	return &NodeInfo{Identities: []Identity{{Category: "server", Type: "im", Name: "imppd"}}, Features: s.Features(false)}
+}
+
 func (m *Module) serverInfo(s *xmppmap.Server, q *xmppmap.IQ) {
 	if !getOnly(q) {
 		return
 	}
 	node := q.Payload.Get("node")
-	info := &NodeInfo{Identities: []Identity{{Category: "server", Type: "im", Name: "imppd"}}, Features: s.Features(false)}
+	info := ServerInfo(s)
 	if node != "" {
 		f := m.nodes[node]
 		if info = nil; f != nil {

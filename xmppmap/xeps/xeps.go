@@ -7,9 +7,12 @@ import (
 	"slices"
 	"time"
 
+	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/xmppmap"
 	"github.com/imppd/imppd/xmppmap/adhoc"
+	"github.com/imppd/imppd/xmppmap/admin"
 	"github.com/imppd/imppd/xmppmap/blocking"
+	"github.com/imppd/imppd/xmppmap/caps"
 	"github.com/imppd/imppd/xmppmap/carbons"
 	"github.com/imppd/imppd/xmppmap/disco"
 	"github.com/imppd/imppd/xmppmap/last"
@@ -28,6 +31,9 @@ type Options struct {
 	Archive          mam.Store
 	ArchiveRetention time.Duration // 0: forever
 	Logger           *slog.Logger
+	// Accounts and ScramIterations serve the XEP-0133 admin commands.
+	Accounts        core.Accounts
+	ScramIterations int
 	// Disabled lists XEP numbers switched off by the administrator.
 	Disabled []int
 }
@@ -36,12 +42,16 @@ type Options struct {
 func Modules(o Options) []xmppmap.Module {
 	d := disco.New()
 	cmds := adhoc.New(d, watchinfo.Command())
+	if o.Accounts != nil && !slices.Contains(o.Disabled, 133) {
+		cmds.Add(admin.Commands(o.Accounts, o.ScramIterations)...)
+	}
 	mods := []xmppmap.Module{
 		ping.Module{},
 		version.Module{Name: "imppd", Version: o.Version},
 		xtime.Module{},
 		last.Module{Started: o.Started},
 		carbons.New(),
+		admin.Module{},
 	}
 	if o.Blocklists != nil {
 		mods = append(mods, blocking.New(o.Blocklists))
@@ -51,5 +61,10 @@ func Modules(o Options) []xmppmap.Module {
 	}
 	// disco goes last so that the others have added their items first.
 	mods = append(mods, cmds, d)
-	return slices.DeleteFunc(mods, func(m xmppmap.Module) bool { return slices.Contains(o.Disabled, m.XEP().Number) })
+	mods = slices.DeleteFunc(mods, func(m xmppmap.Module) bool { return slices.Contains(o.Disabled, m.XEP().Number) })
+	// caps hashes the features of everything before it: last.
+	if !slices.Contains(o.Disabled, 115) {
+		mods = append(mods, caps.New(d))
+	}
+	return mods
 }
