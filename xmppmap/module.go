@@ -283,3 +283,28 @@ func (s *Server) Broadcast(b func(full string) []byte) int {
 	}
 	return n
 }
+
+// PreAuthIQ is an IQ a client sends before authenticating (in-band
+// registration, XEP-0077), on a stream that is already encrypted unless
+// the administrator allowed otherwise.
+type PreAuthIQ struct {
+	Stanza, Payload *Element
+	Domain          string // the served domain the stream is for
+	RemoteIP        string
+	ss              *session
+}
+
+// Result answers with payload.
+func (q *PreAuthIQ) Result(payload []byte) { q.ss.send(iqResult(q.Stanza, "", string(payload))) }
+
+// Error answers with a stanza error.
+func (q *PreAuthIQ) Error(se stanza.Error) { q.ss.send(iqError(q.Stanza, "", se)) }
+
+// HandlePreAuthIQ registers h for IQs with the given payload before
+// authentication, and feature for the stream features offered then.
+func (s *Server) HandlePreAuthIQ(space, local, feature string, h func(*PreAuthIQ)) {
+	s.preauth[nonzaKey{space, local}] = h
+	if feature != "" {
+		s.preauthFeatures = append(s.preauthFeatures, feature)
+	}
+}

@@ -114,6 +114,11 @@ func (ss *session) appendFeatures(b []byte) []byte {
 			b = append(b, "<mechanism>"+m+"</mechanism>"...)
 		}
 		b = append(b, "</mechanisms>"...)
+		if !ss.tlsRequired() {
+			for _, f := range ss.srv.preauthFeatures {
+				b = append(b, f...)
+			}
+		}
 		if ss.tlsState != nil {
 			// XEP-0440: the channel-binding types the -PLUS mechanisms take.
 			b = append(b, "<sasl-channel-binding xmlns='"+nsSASLCB+"'>"...)
@@ -269,6 +274,19 @@ func (ss *session) negotiateSASL() error {
 			if err := ss.saslFail(failure("aborted").cond, ""); err != nil {
 				return err
 			}
+			continue
+		case el.Name.Space == nsClient && el.Name.Local == "iq" && el.Children() == 1 && !ss.tlsRequired():
+			var payload *Element
+			for _, n := range el.Nodes {
+				if n.Elem != nil {
+					payload = n.Elem
+				}
+			}
+			h := ss.srv.preauth[nonzaKey{payload.Name.Space, payload.Name.Local}]
+			if h == nil || el.Get("id") == "" {
+				return unexpected(el)
+			}
+			h(&PreAuthIQ{Stanza: el, Payload: payload, Domain: ss.domain, RemoteIP: ss.ip, ss: ss})
 			continue
 		default:
 			return unexpected(el)

@@ -79,18 +79,20 @@ type Server struct {
 	decoy    core.Credentials // PLAIN's stand-in for unknown users
 	trace    map[core.PrincipalID]bool
 
-	router         router
-	throttle       *throttle
-	handlers       map[iqKey]iqHandlerFunc
-	xeps           []XEP
-	msgHooks       []func(*MessageEvent)
-	endHooks       []func(Session)
-	stopHooks      []func()
-	routeFilters   []func(*RouteEvent) *StanzaError
-	nonzas         map[nonzaKey]func(*session, *Element) error
-	sm             smRegistry
-	streamFeatures []string // offered with bind, after authentication
-	admins         map[core.PrincipalID]bool
+	router          router
+	throttle        *throttle
+	handlers        map[iqKey]iqHandlerFunc
+	xeps            []XEP
+	msgHooks        []func(*MessageEvent)
+	endHooks        []func(Session)
+	stopHooks       []func()
+	routeFilters    []func(*RouteEvent) *StanzaError
+	nonzas          map[nonzaKey]func(*session, *Element) error
+	sm              smRegistry
+	preauth         map[nonzaKey]func(*PreAuthIQ)
+	preauthFeatures []string
+	streamFeatures  []string // offered with bind, after authentication
+	admins          map[core.PrincipalID]bool
 
 	mu        sync.Mutex
 	perIP     map[string]int
@@ -119,6 +121,7 @@ func New(cfg Config, engine *core.Engine, ros *rosters.Service, accounts Account
 		throttle: newThrottle(cfg.MaxFailuresPerIP, cfg.MaxFailuresPerAccount, cfg.FailureWindow),
 		handlers: make(map[iqKey]iqHandlerFunc),
 		nonzas:   make(map[nonzaKey]func(*session, *Element) error),
+		preauth:  make(map[nonzaKey]func(*PreAuthIQ)),
 	}
 	s.registerBuiltins()
 	for _, d := range cfg.Domains {

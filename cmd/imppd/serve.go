@@ -66,6 +66,7 @@ func serve(args []string, stderr io.Writer) error {
 		ArchiveRetention: time.Duration(cfg.Archive.RetentionDays) * 24 * time.Hour,
 		Logger:           log,
 		Accounts:         store,
+		OpenRegistration: cfg.Registration.Enabled,
 		ScramIterations:  cfg.Auth.ScramIterations,
 		Disabled:         cfg.XEPs.Disabled,
 	})...)

@@ -43,7 +43,7 @@ func TestDocsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}, Archive: noArchive{}})...)
+	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}, Archive: noArchive{}, Accounts: noAccounts{}})...)
 	want := markdown(srv.XEPs())
 	const path = "../../docs/XEPS.md"
 	if os.Getenv("IMPPD_UPDATE_DOCS") != "" {
@@ -81,3 +81,15 @@ func (noArchive) SetArchivePrefs(context.Context, core.PrincipalID, core.Archive
 	return nil
 }
 func (noArchive) PruneArchive(context.Context, time.Time) (int64, error) { return 0, nil }
+
+type noAccounts struct{}
+
+func (noAccounts) CreateAccount(context.Context, core.Account) error     { return nil }
+func (noAccounts) DeleteAccount(context.Context, core.PrincipalID) error { return nil }
+func (noAccounts) Account(context.Context, core.PrincipalID) (core.Account, error) {
+	return core.Account{}, nil
+}
+func (noAccounts) SetCredentials(context.Context, core.PrincipalID, []core.Credentials) error {
+	return nil
+}
+func (noAccounts) ListAccounts(context.Context) ([]core.PrincipalID, error) { return nil, nil }

@@ -18,6 +18,7 @@ import (
 	"github.com/imppd/imppd/xmppmap/last"
 	"github.com/imppd/imppd/xmppmap/mam"
 	"github.com/imppd/imppd/xmppmap/ping"
+	"github.com/imppd/imppd/xmppmap/register"
 	"github.com/imppd/imppd/xmppmap/version"
 	"github.com/imppd/imppd/xmppmap/watchinfo"
 	"github.com/imppd/imppd/xmppmap/xtime"
@@ -34,6 +35,8 @@ type Options struct {
 	// Accounts and ScramIterations serve the XEP-0133 admin commands.
 	Accounts        core.Accounts
 	ScramIterations int
+	// OpenRegistration allows in-band account creation (XEP-0077).
+	OpenRegistration bool
 	// Disabled lists XEP numbers switched off by the administrator.
 	Disabled []int
 }
@@ -55,6 +58,9 @@ func Modules(o Options) []xmppmap.Module {
 	}
 	if o.Blocklists != nil {
 		mods = append(mods, blocking.New(o.Blocklists))
+	}
+	if o.Accounts != nil {
+		mods = append(mods, register.New(register.Options{Accounts: o.Accounts, Iterations: o.ScramIterations, Open: o.OpenRegistration}))
 	}
 	if o.Archive != nil {
 		mods = append(mods, mam.New(o.Archive, o.ArchiveRetention, o.Logger))
