@@ -10,24 +10,45 @@ import (
 	"github.com/imppd/imppd/core"
 )
 
+// archiveChunk is how many entries one INSERT statement carries: fewer
+// statements mean fewer calls into SQLite per batch.
+const archiveChunk = 64
+
 // AppendArchive stores entries in one transaction (archive writes are
 // batched by the caller). An entry whose (owner, id) exists is skipped.
 func (d *DB) AppendArchive(ctx context.Context, entries []core.ArchiveEntry) error {
 	return d.update(ctx, func(t *tx) error {
-		for _, e := range entries {
-			bare, _, _ := strings.Cut(string(e.With), "/")
-			out := 0
-			if e.Outgoing {
-				out = 1
+		args := make([]any, 0, 7*min(len(entries), archiveChunk))
+		for len(entries) > 0 {
+			n := min(len(entries), archiveChunk)
+			args = args[:0]
+			for _, e := range entries[:n] {
+				bare, _, _ := strings.Cut(string(e.With), "/")
+				out := 0
+				if e.Outgoing {
+					out = 1
+				}
+				args = append(args, e.Owner, e.ID, string(e.With), bare, out, e.Stamp.UTC().UnixNano(), e.Payload)
 			}
-			if _, err := t.q.ExecContext(ctx, `INSERT INTO archive (owner, id, with_full, with_bare, outgoing, stamp, payload)
-	VALUES (?, ?, ?, ?, ?, ?, ?) ON CONFLICT (owner, id) DO NOTHING`,
-				e.Owner, e.ID, string(e.With), bare, out, e.Stamp.UTC().UnixNano(), e.Payload); err != nil {
-				return wrap(err, "archive %s for %s", e.ID, e.Owner)
+			if _, err := t.q.ExecContext(ctx, archiveInsert(n), args...); err != nil {
+				return wrap(err, "archive %d entries for %s", n, entries[0].Owner)
 			}
+			entries = entries[n:]
 		}
 		return nil
 	})
+}
+
+var archiveInserts [archiveChunk + 1]string
+
+// archiveInsert is the INSERT for n rows; its text is the same for each n,
+// so SQLite's prepared statement is reused.
+func archiveInsert(n int) string {
+	if archiveInserts[n] == "" {
+		archiveInserts[n] = "INSERT INTO archive (owner, id, with_full, with_bare, outgoing, stamp, payload) VALUES (?,?,?,?,?,?,?)" +
+			strings.Repeat(",(?,?,?,?,?,?,?)", n-1) + " ON CONFLICT (owner, id) DO NOTHING"
+	}
+	return archiveInserts[n]
 }
 
 // QueryArchive returns a page of an archive (XEP-0313 filters, XEP-0059
@@ -173,10 +194,31 @@ func nonNil(s []string) []string {
 }
 
 // PruneArchive deletes entries older than before and reports how many.
+// seq grows with stamp, so the cut is found by binary search on seq.
 func (d *DB) PruneArchive(ctx context.Context, before time.Time) (int64, error) {
+	cut := before.UTC().UnixNano()
 	var n int64
 	err := d.update(ctx, func(t *tx) error {
-		res, err := t.q.ExecContext(ctx, "DELETE FROM archive WHERE stamp < ?", before.UTC().UnixNano())
+		var lo, hi sql.NullInt64
+		if err := t.q.QueryRowContext(ctx, "SELECT min(seq), max(seq) FROM archive").Scan(&lo, &hi); err != nil || !lo.Valid {
+			return wrap(err, "prune archive")
+		}
+		// Find the first seq whose stamp is >= cut; everything before goes.
+		l, h := lo.Int64, hi.Int64+1
+		for l < h {
+			mid := l + (h-l)/2
+			var seq, stamp int64
+			err := t.q.QueryRowContext(ctx, "SELECT seq, stamp FROM archive WHERE seq >= ? ORDER BY seq LIMIT 1", mid).Scan(&seq, &stamp)
+			if err != nil {
+				return wrap(err, "prune archive")
+			}
+			if stamp < cut {
+				l = seq + 1
+			} else {
+				h = mid
+			}
+		}
+		res, err := t.q.ExecContext(ctx, "DELETE FROM archive WHERE seq < ?", l)
 		if err != nil {
 			return wrap(err, "prune archive")
 		}

@@ -188,8 +188,10 @@ type MessageEvent struct {
 	Payload []byte   // Stanza encoded for a jabber:client stream
 	From    Session
 	To      jid.JID // canonical; the sender's bare JID when it gave none
-	Outcome core.Outcome
-	Err     error // the engine's error; the sender was already told
+	// The same addresses as strings, computed once for every hook.
+	FromFull, FromBare, ToFull, ToBare string
+	Outcome                            core.Outcome
+	Err                                error // the engine's error; the sender was already told
 }
 
 // OnMessage adds a hook run, on the sender's goroutine, after each message

@@ -252,7 +252,8 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	m.Payload = el.AppendXML(make([]byte, 0, 512), nsClient)
 	out, err := ss.srv.engine.Send(context.Background(), &m)
 	if len(ss.srv.msgHooks) > 0 {
-		ev := &MessageEvent{Stanza: el, ID: m.ID, Payload: m.Payload, From: Session{ss}, To: to, Outcome: out, Err: err}
+		ev := &MessageEvent{Stanza: el, ID: m.ID, Payload: m.Payload, From: Session{ss}, To: to, Outcome: out, Err: err,
+			FromFull: ss.full, FromBare: string(ss.bare), ToFull: toStr, ToBare: bare}
 		for _, f := range ss.srv.msgHooks {
 			f(ev)
 		}

@@ -1,8 +1,10 @@
 -- Message archives (XEP-0313): every message a principal sent or received,
--- in order of arrival (seq). with_bare lets a query match every resource
--- of a party.
+-- in order of arrival (seq, which grows with time: pruning finds its cut by
+-- seq, so stamp needs no index). with_bare lets a query match every
+-- resource of a party. No AUTOINCREMENT: it would rewrite sqlite_sequence on
+-- every insert, and pruning only ever removes the oldest rows.
 CREATE TABLE archive (
-	seq       INTEGER PRIMARY KEY AUTOINCREMENT,
+	seq       INTEGER PRIMARY KEY,
 	owner     TEXT NOT NULL REFERENCES principals (id) ON DELETE CASCADE,
 	id        TEXT NOT NULL,
 	with_full TEXT NOT NULL,
@@ -14,7 +16,6 @@ CREATE TABLE archive (
 CREATE UNIQUE INDEX archive_owner_id ON archive (owner, id);
 CREATE INDEX archive_owner_seq ON archive (owner, seq);
 CREATE INDEX archive_owner_with ON archive (owner, with_bare, seq);
-CREATE INDEX archive_stamp ON archive (stamp);
 
 CREATE TABLE archive_prefs (
 	owner     TEXT PRIMARY KEY REFERENCES principals (id) ON DELETE CASCADE,

@@ -114,8 +114,8 @@ func Eligible(el *xmppmap.Element) bool {
 }
 
 func (m *Module) copy(ev *xmppmap.MessageEvent) {
-	sender := ev.From.Account()
-	recipient := core.PrincipalID(ev.To.Bare().String())
+	sender := core.PrincipalID(ev.FromBare)
+	recipient := core.PrincipalID(ev.ToBare)
 	local := m.srv.Served(ev.To.Domainpart())
 	if !m.any(sender) && !(local && m.any(recipient)) {
 		return
@@ -133,7 +133,7 @@ func (m *Module) copy(ev *xmppmap.MessageEvent) {
 	// Sent copies to the sender's other resources (§7).
 	if m.any(sender) {
 		for _, a := range m.srv.Engine().Agents(sender) {
-			if string(a.ID) == ev.From.JID().String() {
+			if string(a.ID) == ev.FromFull {
 				continue
 			}
 			m.send(a.ID, sender, "sent", ev.Stanza.Get("type"), wrapped())
@@ -143,7 +143,7 @@ func (m *Module) copy(ev *xmppmap.MessageEvent) {
 	// message itself (§8), when it reached any.
 	if local && ev.Err == nil && ev.Outcome.Delivered > 0 && m.any(recipient) {
 		for _, a := range m.srv.Engine().Agents(recipient) {
-			if !a.Available || contains(ev.Outcome.Agents, a.ID) || string(a.ID) == ev.From.JID().String() {
+			if !a.Available || contains(ev.Outcome.Agents, a.ID) || string(a.ID) == ev.FromFull {
 				continue
 			}
 			m.send(a.ID, recipient, "received", ev.Stanza.Get("type"), wrapped())

@@ -114,15 +114,13 @@ func (m *Module) archive(ev *xmppmap.MessageEvent) {
 	}
 	ctx := context.Background()
 	now := time.Now()
-	from := ev.From.JID()
-	sender := ev.From.Account()
-	recipient := core.PrincipalID(ev.To.Bare().String())
-	if m.wants(ctx, sender, ev.To.Bare().String()) {
-		m.put(core.ArchiveEntry{Owner: sender, ID: ev.ID, With: core.AgentID(ev.To.String()), Outgoing: true, Stamp: now, Payload: ev.Payload})
+	sender, recipient := core.PrincipalID(ev.FromBare), core.PrincipalID(ev.ToBare)
+	if m.wants(ctx, sender, ev.ToBare) {
+		m.put(core.ArchiveEntry{Owner: sender, ID: ev.ID, With: core.AgentID(ev.ToFull), Outgoing: true, Stamp: now, Payload: ev.Payload})
 	}
 	if ev.Err == nil && (ev.Outcome.Delivered > 0 || ev.Outcome.Stored) && m.srv.Served(ev.To.Domainpart()) && recipient != sender {
-		if m.wants(ctx, recipient, from.Bare().String()) {
-			m.put(core.ArchiveEntry{Owner: recipient, ID: ev.ID, With: core.AgentID(from.String()), Stamp: now, Payload: ev.Payload})
+		if m.wants(ctx, recipient, ev.FromBare) {
+			m.put(core.ArchiveEntry{Owner: recipient, ID: ev.ID, With: core.AgentID(ev.FromFull), Stamp: now, Payload: ev.Payload})
 		}
 	}
 }
@@ -142,7 +140,7 @@ func (m *Module) run() {
 	if m.retention > 0 {
 		m.prune()
 	}
-	batch := make([]core.ArchiveEntry, 0, 256)
+	batch := make([]core.ArchiveEntry, 0, 1024)
 	// drain commits everything queued now, in batches.
 	drain := func(first *core.ArchiveEntry) {
 		batch = batch[:0]
