@@ -55,7 +55,7 @@ type TestClient struct {
 // client writes is read by the session as stanzas of a bound stream.
 func (s *TestServer) Connect(tb testing.TB, full string) *TestClient {
 	c1, c2 := net.Pipe()
-	ss := newSession(s.Server, c1, false)
+	ss := newSession(s.Server, c1, false, nil)
 	j := jid.MustParse(full)
 	ss.jid, ss.full, ss.bare, ss.agent, ss.domain = j, full, core.PrincipalID(j.Bare().String()), core.AgentID(full), j.Domainpart()
 	ss.streamID = "test"

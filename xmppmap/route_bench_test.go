@@ -20,7 +20,7 @@ func boundSession(tb testing.TB, srv *Server, full string) *session {
 	c1, c2 := net.Pipe()
 	go func() { _, _ = io.Copy(io.Discard, c2) }()
 	tb.Cleanup(func() { c1.Close(); c2.Close() })
-	ss := newSession(srv, c1, false)
+	ss := newSession(srv, c1, false, nil)
 	j := jid.MustParse(full)
 	ss.jid, ss.full, ss.bare, ss.agent, ss.domain = j, full, core.PrincipalID(j.Bare().String()), core.AgentID(full), j.Domainpart()
 	srv.engine.Connect(ss.agent)

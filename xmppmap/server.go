@@ -226,11 +226,10 @@ func (s *Server) accept(ln net.Listener, direct bool) {
 			continue
 		}
 		s.wg.Add(1)
-		go func() {
-			defer s.wg.Done()
-			defer s.release(ip)
-			newSession(s, conn, direct).run()
-		}()
+		go newSession(s, conn, direct, func() {
+			s.release(ip)
+			s.wg.Done()
+		}).run()
 	}
 }
 

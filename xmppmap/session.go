@@ -72,10 +72,11 @@ type session struct {
 	queue      [][]byte
 	spare      [][]byte
 	closing    bool
-	writerOn   bool
-	wake       chan struct{}
-	writerEnd  chan struct{}
-	done       chan struct{} // closed when the session has ended
+	writerOn   bool           // bound: writer goroutines do the writing
+	writing    bool           // a writer goroutine runs
+	wwg        sync.WaitGroup // running writers
+	done       chan struct{}  // closed when the session has ended
+	onExit     func()         // releases the listener's count once serving ends
 	finishOnce sync.Once
 	handedOff  bool     // the connection went to a resumed session
 	resumed    *session // that session
@@ -95,8 +96,8 @@ type session struct {
 	directed   map[string]struct{}
 }
 
-func newSession(s *Server, conn net.Conn, direct bool) *session {
-	ss := &session{srv: s, conn: conn, direct: direct, ip: remoteIP(conn), done: make(chan struct{})}
+func newSession(s *Server, conn net.Conn, direct bool, onExit func()) *session {
+	ss := &session{srv: s, conn: conn, direct: direct, ip: remoteIP(conn), done: make(chan struct{}), onExit: onExit}
 	ss.log = s.log.With("remote", conn.RemoteAddr().String())
 	return ss
 }
@@ -105,7 +106,10 @@ func newSession(s *Server, conn net.Conn, direct bool) *session {
 // §4.3.3: after TLS and SASL the stream restarts).
 func (ss *session) reset(limit int) {
 	ss.ir = &idleReader{ss}
-	ss.br = bufio.NewReaderSize(ss.ir, 4096)
+	// Small: over TLS, a read only copies from TLS's own buffer of
+	// decrypted records, so a large buffer here would double it for
+	// every idle session.
+	ss.br = bufio.NewReaderSize(ss.ir, 512)
 	ss.budget = &budgetReader{r: ss.br, left: limit}
 	ss.dec = xml.NewDecoder(ss.budget)
 	ss.dec.Strict = true
@@ -148,18 +152,14 @@ var errTimeout = errors.New("connection timed out")
 
 func (ss *session) run() {
 	ss.srv.track(ss, true)
-	defer ss.srv.track(ss, false)
-	// Each path below ends the session itself (serve may keep it bound for
-	// a resumption); a panic ends it here.
+	handedOver := false
 	defer func() {
-		if r := recover(); r != nil {
-			ss.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
-			if !ss.handedOff {
-				ss.closeWith(streamError(stream.InternalServerError, ""))
-				ss.finish()
-			}
+		if !handedOver {
+			ss.srv.track(ss, false)
+			ss.exit()
 		}
 	}()
+	defer ss.recoverPanic()
 	if ss.direct {
 		cfg := ss.srv.cfg.TLS.Clone()
 		cfg.NextProtos = []string{"xmpp-client"}
@@ -183,15 +183,49 @@ func (ss *session) run() {
 		// This connection now belongs to the session it resumed.
 		ss.handedOff = true
 		if ss.resumed != nil {
-			ss.srv.track(ss.resumed, true)
-			defer ss.srv.track(ss.resumed, false)
-			ss.resumed.serve()
+			handedOver = true
+			ss.srv.track(ss, false)
+			go ss.resumed.serveFresh(ss.exit)
 		}
 	case err != nil:
 		ss.fail(err)
 		ss.finish()
 	default:
-		ss.serve()
+		// The stream loop runs on a fresh goroutine: this one's stack grew
+		// deep in the TLS handshake and SASL, and a goroutine keeps its
+		// stack while it waits, for every idle session.
+		handedOver = true
+		ss.srv.track(ss, false)
+		go ss.serveFresh(ss.exit)
+	}
+}
+
+// serveFresh serves a bound session on the calling (new) goroutine and then
+// runs exit, which releases the connection's slot.
+func (ss *session) serveFresh(exit func()) {
+	ss.srv.track(ss, true)
+	defer exit()
+	defer ss.srv.track(ss, false)
+	defer ss.recoverPanic()
+	ss.serve()
+}
+
+// recoverPanic ends a session whose handling panicked, without disturbing
+// other sessions.
+func (ss *session) recoverPanic() {
+	if r := recover(); r != nil {
+		ss.log.Error("session panic", "panic", r, "stack", string(debug.Stack()))
+		if !ss.handedOff {
+			ss.closeWith(streamError(stream.InternalServerError, ""))
+			ss.finish()
+		}
+	}
+}
+
+// exit releases what the listener counted for this connection.
+func (ss *session) exit() {
+	if ss.onExit != nil {
+		ss.onExit()
 	}
 }
 
@@ -251,12 +285,9 @@ func (ss *session) finish() {
 		}
 		ss.wmu.Lock()
 		ss.closing = true
-		on := ss.writerOn
+		ss.kickLocked() // a writer flushes what is queued, then closes
 		ss.wmu.Unlock()
-		if on {
-			ss.kick()
-			<-ss.writerEnd
-		}
+		ss.wwg.Wait()
 		ss.closeConn()
 		close(ss.done)
 	})
@@ -335,13 +366,6 @@ func (ss *session) enqueueLocked(b []byte, stanza bool) bool {
 	return true
 }
 
-func (ss *session) kick() {
-	select {
-	case ss.wake <- struct{}{}:
-	default:
-	}
-}
-
 // closeConn closes the current connection from any goroutine.
 func (ss *session) closeConn() {
 	ss.wmu.Lock()
@@ -356,58 +380,102 @@ func (ss *session) isClosing() bool {
 	return ss.closing
 }
 
-// startWriter hands writing over to a goroutine once the session is bound.
+// startWriter hands writing over to writer goroutines once the session is
+// bound.
 func (ss *session) startWriter() {
 	ss.wmu.Lock()
-	ss.wake = make(chan struct{}, 1)
-	ss.writerEnd = make(chan struct{})
 	ss.writerOn = true
-	pending := len(ss.queue) > 0
+	ss.kickLocked()
 	ss.wmu.Unlock()
-	go ss.writer()
-	if pending {
-		ss.kick()
+}
+
+// kick makes sure a writer runs if there is anything to write.
+func (ss *session) kick() {
+	ss.wmu.Lock()
+	ss.kickLocked()
+	ss.wmu.Unlock()
+}
+
+// kickLocked starts a writer goroutine when there is something to write
+// and none runs. Writers exit once the queue is empty, so an idle session
+// has no writer goroutine and no write buffer. Called with wmu held.
+func (ss *session) kickLocked() {
+	if ss.writerOn && !ss.writing && (len(ss.queue) > 0 || ss.closing) {
+		ss.writing = true
+		ss.wwg.Add(1)
+		go ss.writer()
 	}
 }
 
+// writeBufs recycles the buffers writers batch queued stanzas into.
+var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &b }}
+
+// writer drains the queue, batching everything queued into one write,
+// until the queue is empty (or, when closing, until it is flushed and the
+// connection closed).
 func (ss *session) writer() {
-	defer close(ss.writerEnd)
-	var buf []byte
-	for range ss.wake {
+	defer ss.wwg.Done()
+	for {
 		ss.wmu.Lock()
 		if !ss.writerOn && !ss.closing {
 			// Detached (XEP-0198): the connection is gone.
+			ss.writing = false
 			ss.wmu.Unlock()
 			return
 		}
 		q := ss.queue
-		ss.queue = ss.spare[:0]
 		closing := ss.closing
-		ss.wmu.Unlock()
-		buf = buf[:0]
-		for _, b := range q {
-			buf = append(buf, b...)
-			ss.traceOut(b)
-		}
-		clear(q)
-		ss.wmu.Lock()
-		ss.spare = q
-		ss.wmu.Unlock()
-		if len(buf) > 0 {
-			_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
-			if _, err := ss.conn.Write(buf); err != nil {
-				_ = ss.conn.Close()
-				return
-			}
-		}
-		if closing {
-			_ = ss.conn.Close()
+		if len(q) == 0 && !closing {
+			ss.writing = false
+			ss.wmu.Unlock()
 			return
 		}
-		if cap(buf) > 64<<10 {
-			buf = nil // an idle session keeps no large buffer
+		ss.queue = ss.spare[:0]
+		ss.spare = nil
+		ss.wmu.Unlock()
+		err := ss.write(q)
+		clear(q)
+		ss.wmu.Lock()
+		if cap(q) <= 64 {
+			ss.spare = q[:0] // keep a small queue array; drop a large one
+		}
+		ss.wmu.Unlock()
+		if err != nil || closing {
+			ss.wmu.Lock()
+			if ss.writerOn {
+				// Not detached: the stream is over. (A detached session's
+				// connection was closed under the writer on purpose.)
+				ss.closing = true
+				_ = ss.conn.Close()
+			}
+			ss.writing = false
+			ss.wmu.Unlock()
+			return
 		}
 	}
+}
+
+// write sends queued elements in one write.
+func (ss *session) write(q [][]byte) error {
+	for _, b := range q {
+		ss.traceOut(b)
+	}
+	_ = ss.conn.SetWriteDeadline(time.Now().Add(writeTimeout))
+	if len(q) == 1 {
+		_, err := ss.conn.Write(q[0])
+		return err
+	}
+	bp := writeBufs.Get().(*[]byte)
+	buf := (*bp)[:0]
+	for _, b := range q {
+		buf = append(buf, b...)
+	}
+	_, err := ss.conn.Write(buf)
+	if cap(buf) <= 64<<10 {
+		*bp = buf[:0]
+		writeBufs.Put(bp)
+	}
+	return err
 }
 
 // closeWith sends a stream error and the closing tag, then closes: at once

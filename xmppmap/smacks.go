@@ -203,10 +203,9 @@ func (ss *session) detach() bool {
 	}
 	st.timer = time.AfterFunc(st.timeout, ss.expire)
 	ss.wmu.Unlock()
-	// Close first: the writer may be blocked writing to the dead peer.
+	// Close first: a writer may be blocked writing to the dead peer.
 	_ = ss.conn.Close()
-	ss.kick() // the writer notices it is off and ends
-	<-ss.writerEnd
+	ss.wwg.Wait()
 	ss.log.Info("connection lost; session kept for resumption", "timeout", st.timeout)
 	return true
 }
