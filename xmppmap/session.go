@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"runtime"
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
@@ -415,6 +416,7 @@ var writeBufs = sync.Pool{New: func() any { b := make([]byte, 0, 4096); return &
 // connection closed).
 func (ss *session) writer() {
 	defer ss.wwg.Done()
+	yielded := false
 	for {
 		ss.wmu.Lock()
 		if !ss.writerOn && !ss.closing {
@@ -426,10 +428,19 @@ func (ss *session) writer() {
 		q := ss.queue
 		closing := ss.closing
 		if len(q) == 0 && !closing {
+			if !yielded {
+				// Under load the next stanza is usually a moment away:
+				// let its sender run once before giving up the goroutine.
+				ss.wmu.Unlock()
+				yielded = true
+				runtime.Gosched()
+				continue
+			}
 			ss.writing = false
 			ss.wmu.Unlock()
 			return
 		}
+		yielded = false
 		ss.queue = ss.spare[:0]
 		ss.spare = nil
 		ss.wmu.Unlock()
