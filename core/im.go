@@ -130,6 +130,18 @@ func (e *Engine) noAgents(ctx context.Context, m *Message, p PrincipalID) (Outco
 	if err != nil {
 		return Outcome{}, fmt.Errorf("message %s to %s: %w", m.ID, m.To, err)
 	}
+	if out.Stored {
+		// An agent may have become available while this message was being
+		// stored, after its own initial drain read the inbox: drain again
+		// for it. Drains are serialised per principal and the message is
+		// committed, so either that drain or this one delivers it.
+		var to [1]AgentID
+		if t := e.agents.bareTargets(to[:0], p, false); len(t) > 0 {
+			if _, err := e.DrainOffline(ctx, t[0]); err != nil {
+				return out, fmt.Errorf("message %s to %s: late drain: %w", m.ID, m.To, err)
+			}
+		}
+	}
 	return out, nil
 }
 

@@ -81,16 +81,16 @@ func (d *DB) QueryArchive(ctx context.Context, q core.ArchiveQuery) (core.Archiv
 		if err := t.q.QueryRowContext(ctx, "SELECT count(*) FROM archive WHERE "+filter, args...).Scan(&page.Count); err != nil {
 			return wrap(err, "count archive of %s", q.Owner)
 		}
-		// Paging bounds are positions (seq) of the named entries; an id
-		// that is not in the archive matches nothing.
+		// Paging bounds are the (stamp, seq) positions of the named
+		// entries; an id that is not in the archive matches nothing.
 		for _, b := range []struct {
 			id, op string
 		}{{q.AfterID, ">"}, {q.BeforeID, "<"}} {
 			if b.id == "" {
 				continue
 			}
-			var seq int64
-			err := t.q.QueryRowContext(ctx, "SELECT seq FROM archive WHERE owner = ? AND id = ?", q.Owner, b.id).Scan(&seq)
+			var stamp, seq int64
+			err := t.q.QueryRowContext(ctx, "SELECT stamp, seq FROM archive WHERE owner = ? AND id = ?", q.Owner, b.id).Scan(&stamp, &seq)
 			if err == sql.ErrNoRows {
 				page.Complete = true
 				return errItemNotFound
@@ -98,8 +98,8 @@ func (d *DB) QueryArchive(ctx context.Context, q core.ArchiveQuery) (core.Archiv
 			if err != nil {
 				return wrap(err, "archive position of %s", b.id)
 			}
-			filter += " AND seq " + b.op + " ?"
-			args = append(args, seq)
+			filter += " AND (stamp " + b.op + " ? OR (stamp = ? AND seq " + b.op + " ?))"
+			args = append(args, stamp, stamp, seq)
 		}
 		max := q.Max
 		if max <= 0 {
@@ -110,7 +110,7 @@ func (d *DB) QueryArchive(ctx context.Context, q core.ArchiveQuery) (core.Archiv
 			order = "DESC"
 		}
 		rows, err := t.q.QueryContext(ctx, "SELECT id, with_full, outgoing, stamp, payload FROM archive WHERE "+filter+
-			" ORDER BY seq "+order+" LIMIT ?", append(args, max+1)...)
+			" ORDER BY stamp "+order+", seq "+order+" LIMIT ?", append(args, max+1)...)
 		if err != nil {
 			return wrap(err, "query archive of %s", q.Owner)
 		}
@@ -194,7 +194,8 @@ func nonNil(s []string) []string {
 }
 
 // PruneArchive deletes entries older than before and reports how many.
-// seq grows with stamp, so the cut is found by binary search on seq.
+// seq grows with stamp (up to the archiver's reordering of a few
+// milliseconds), so the cut is found by binary search on seq.
 func (d *DB) PruneArchive(ctx context.Context, before time.Time) (int64, error) {
 	cut := before.UTC().UnixNano()
 	var n int64

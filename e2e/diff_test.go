@@ -1,8 +1,10 @@
 package e2e
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -19,9 +21,14 @@ import (
 // reason) / differs; the test fails on a plain "differs", logs the report,
 // and with IMPPD_UPDATE_DOCS=1 writes it to docs/INTEROP-DIFF.md.
 //
-//	go test -run Diff ./e2e/                           # about a minute
+//	go test -run Diff ./e2e/                           # about a minute (-race: about 3)
 //	IMPPD_UPDATE_DOCS=1 go test -run Diff ./e2e/       # and rewrite the report
 //	go test -run 'Diff/6121-unknown-user' -v ./e2e/    # one scenario
+//
+// IMPPD_DIFF_VERBOSE=1 lists every differing observation in a failure (not
+// only the first 20); IMPPD_DIFF_DUMP=DIR writes every observation of each
+// server to DIR/SCENARIO-SERVER.txt; RFC6121_KEEP=DIR keeps the scripts'
+// reports (see rfc6121_helpers_test.go).
 //
 // Prosody comes from Debian's prosody package (e2e/clients/setup.sh
 // installs it); without it the test is skipped, or fails with CI=true.
@@ -59,6 +66,8 @@ func diffScenarios() []diffScenario {
 		{scWatcher, "imppd's watcher information command (RFC 2778 via XEP-0050): an extension, observed for the record", diffScript("watcher_info.py")},
 		{scPersist, "RFC 6121 2.3.2, 3.1.3, XEP-0160: roster item, offline message and pending request across SIGKILL", diffPhases("persistence.py", "prepare", "verify", true)},
 		{scStream, "RFC 6120 4-7: stream headers and features before TLS, after STARTTLS, after SASL; bind; session; close", diffStreamNegotiation},
+		{scStreamErr, "RFC 6120 4.9: stream errors for a bad 'to', bad namespaces, bad XML, stanzas before TLS or authentication", diffStreamErrors},
+		{scFrom, "RFC 6120 8.1.2.1: the 'from' the server stamps on a client's message, spoofed 'from' values included", diffFromStamping},
 		{scIQErrors, "RFC 6120 8, RFC 6121 8.5: IQs to nonexistent accounts, unknown resources, unknown namespaces, a remote domain", diffIQErrors},
 		{scRecipients, "RFC 6121 8.5.1, 8.5.3: messages and presence to nonexistent accounts and to an unknown resource", diffUnknownRecipients},
 		{scPing, "XEP-0199: pings to the server, the own account, another account's bare and full JID", diffPing},
@@ -84,6 +93,7 @@ func TestDiff(t *testing.T) {
 					t0 := time.Now()
 					got[i] = sc.Run(t, side)
 					took[i] = time.Since(t0)
+					diffDump(t, sc.Name, side, got[i])
 				})
 			}
 		})
@@ -97,6 +107,11 @@ func TestDiff(t *testing.T) {
 		row := diffCompare(sc, got[0], got[1])
 		row.Took = took
 		rows = append(rows, row)
+		// The scenarios keep asserting the RFC: a must check imppd fails
+		// fails this test too, whatever Prosody does.
+		for _, f := range got[0].MustFailed {
+			t.Errorf("%s: imppd fails the must check %q", sc.Name, f)
+		}
 		if row.Plain > 0 {
 			limit := 20
 			if os.Getenv("IMPPD_DIFF_VERBOSE") == "1" {
@@ -258,6 +273,30 @@ func diffData(rec *diffRec, res *rfcResult) {
 	}
 	if v, ok := res.Data["seconds_to_unavailable"]; ok {
 		rec.observe("data: unavailable seen after the kill", v != nil, "RFC 6121 4.5.3")
+	}
+}
+
+// diffDump writes a side's observations to $IMPPD_DIFF_DUMP/SCENARIO-SIDE.txt
+// when that is set.
+func diffDump(t *testing.T, scenario, side string, r *diffSideResult) {
+	dir := os.Getenv("IMPPD_DIFF_DUMP")
+	if dir == "" || r == nil {
+		return
+	}
+	var b strings.Builder
+	for _, o := range r.Obs {
+		ok := "-"
+		if o.OK != nil {
+			ok = strconv.FormatBool(*o.OK)
+		}
+		fmt.Fprintf(&b, "%s\n\tok: %s\n\tvalue: %s\n", o.Key, ok, o.text())
+	}
+	if err := os.MkdirAll(dir, 0o755); err != nil {
+		t.Log(err)
+		return
+	}
+	if err := os.WriteFile(filepath.Join(dir, scenario+"-"+side+".txt"), []byte(b.String()), 0o644); err != nil {
+		t.Log(err)
 	}
 }
 

@@ -49,7 +49,10 @@ func TestCarbons(t *testing.T) {
 	}
 	// Private messages are not copied; the next thing a2 sees is the marker.
 	a1.Send(`<message to='bob@localhost/b' type='chat' id='m3'><body>secret</body><private xmlns='urn:xmpp:carbons:2'/></message>`)
-	nextMessage(b)
+	// §9: the recipient gets it without the marker.
+	if got := nextMessage(b); !strings.Contains(got, "secret") || strings.Contains(got, "private") {
+		t.Fatalf("bob got %s", got)
+	}
 	b.Send(`<message to='alice@localhost/one' type='chat' id='m4'><body>marker</body></message>`)
 	if got := nextMessage(a2); strings.Contains(got, "secret") || !strings.Contains(got, "marker") {
 		t.Fatalf("a2 after private: %s", got)

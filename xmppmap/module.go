@@ -2,6 +2,7 @@ package xmppmap
 
 import (
 	"sort"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -74,6 +75,12 @@ func (q *IQ) Result(payload []byte) { q.ss.send(iqResult(q.Stanza, q.replyFrom()
 
 // Error answers with a stanza error.
 func (q *IQ) Error(se stanza.Error) { q.ss.send(iqError(q.Stanza, q.replyFrom(), se)) }
+
+// ErrorApp answers with a stanza error carrying an application-specific
+// condition element (serialized XML).
+func (q *IQ) ErrorApp(se stanza.Error, app string) {
+	q.ss.send(iqError(q.Stanza, q.replyFrom(), se, app))
+}
 
 // HandleIQ registers h for IQ requests with a payload of the given name
 // addressed to t.
@@ -183,16 +190,24 @@ func (s *Server) Session(full string) (Session, bool) {
 
 // MessageEvent tells message hooks what became of a message a client sent.
 type MessageEvent struct {
-	Stanza  *Element // as routed: 'from' stamped, stanza-id added
-	ID      string   // the server's stanza id (XEP-0359)
-	Payload []byte   // Stanza encoded for a jabber:client stream
+	Stanza  *Element  // as routed: 'from' stamped, stanza-id added
+	ID      string    // the server's stanza id (XEP-0359)
+	Stamp   time.Time // when the server routed it
+	Payload []byte    // Stanza encoded for a jabber:client stream
 	From    Session
 	To      jid.JID // canonical; the sender's bare JID when it gave none
 	// The same addresses as strings, computed once for every hook.
 	FromFull, FromBare, ToFull, ToBare string
 	Outcome                            core.Outcome
 	Err                                error // the engine's error; the sender was already told
+	// Private: the sender asked that no copies of it be made (XEP-0280
+	// <private/>, which a pre-routing hook removed from the stanza).
+	Private bool
 }
+
+// OnBeforeMessage adds a hook run before a message is encoded and routed;
+// it may change the stanza (Payload, Outcome and Err are not set yet).
+func (s *Server) OnBeforeMessage(f func(*MessageEvent)) { s.preHooks = append(s.preHooks, f) }
 
 // OnMessage adds a hook run, on the sender's goroutine, after each message
 // from a client was routed (carbons, archives).

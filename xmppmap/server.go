@@ -84,6 +84,7 @@ type Server struct {
 	handlers        map[iqKey]iqHandlerFunc
 	xeps            []XEP
 	msgHooks        []func(*MessageEvent)
+	preHooks        []func(*MessageEvent)
 	endHooks        []func(Session)
 	stopHooks       []func()
 	routeFilters    []func(*RouteEvent) *StanzaError

@@ -2,6 +2,7 @@ package xmppmap
 
 import (
 	"context"
+	"time"
 
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
@@ -232,10 +233,11 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 		bare = ss.lastTo.bare // set by handle's parseTo
 	}
 	m := core.Message{
-		ID:   ss.srv.engine.NewID(),
-		From: ss.agent,
-		To:   core.AgentID(toStr),
-		Kind: messageKind(typ),
+		ID:    ss.srv.engine.NewID(),
+		From:  ss.agent,
+		To:    core.AgentID(toStr),
+		Kind:  messageKind(typ),
+		Stamp: time.Now(), // before anyone can see it: archives order by it
 	}
 	m.Storable = storable(el, m.Kind)
 	// XEP-0359 §5: drop stanza-ids claiming to come from the recipient's
@@ -249,11 +251,18 @@ func (ss *session) handleMessage(el *Element, to jid.JID) {
 	if m.Kind != core.MsgError {
 		el.Append(NewElement(nsSID, "stanza-id", "id", m.ID, "by", bare))
 	}
+	var ev *MessageEvent
+	if len(ss.srv.msgHooks)+len(ss.srv.preHooks) > 0 {
+		ev = &MessageEvent{Stanza: el, ID: m.ID, Stamp: m.Stamp, From: Session{ss}, To: to,
+			FromFull: ss.full, FromBare: string(ss.bare), ToFull: toStr, ToBare: bare}
+		for _, f := range ss.srv.preHooks {
+			f(ev)
+		}
+	}
 	m.Payload = el.AppendXML(make([]byte, 0, 512), nsClient)
 	out, err := ss.srv.engine.Send(context.Background(), &m)
-	if len(ss.srv.msgHooks) > 0 {
-		ev := &MessageEvent{Stanza: el, ID: m.ID, Payload: m.Payload, From: Session{ss}, To: to, Outcome: out, Err: err,
-			FromFull: ss.full, FromBare: string(ss.bare), ToFull: toStr, ToBare: bare}
+	if ev != nil {
+		ev.Payload, ev.Outcome, ev.Err = m.Payload, out, err
 		for _, f := range ss.srv.msgHooks {
 			f(ev)
 		}

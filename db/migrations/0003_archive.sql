@@ -1,7 +1,8 @@
 -- Message archives (XEP-0313): every message a principal sent or received,
--- in order of arrival (seq, which grows with time: pruning finds its cut by
--- seq, so stamp needs no index). with_bare lets a query match every
--- resource of a party. No AUTOINCREMENT: it would rewrite sqlite_sequence on
+-- ordered by (stamp, seq): the stamp is taken when the server routed the
+-- message, before any recipient could answer it, so a reply never sorts
+-- before what it answers even when the archiver wrote them out of order.
+-- with_bare lets a query match every resource of a party. No AUTOINCREMENT: it would rewrite sqlite_sequence on
 -- every insert, and pruning only ever removes the oldest rows.
 CREATE TABLE archive (
 	seq       INTEGER PRIMARY KEY,
@@ -14,8 +15,8 @@ CREATE TABLE archive (
 	payload   BLOB NOT NULL
 );
 CREATE UNIQUE INDEX archive_owner_id ON archive (owner, id);
-CREATE INDEX archive_owner_seq ON archive (owner, seq);
-CREATE INDEX archive_owner_with ON archive (owner, with_bare, seq);
+CREATE INDEX archive_owner_stamp ON archive (owner, stamp, seq);
+CREATE INDEX archive_owner_with ON archive (owner, with_bare, stamp, seq);
 
 CREATE TABLE archive_prefs (
 	owner     TEXT PRIMARY KEY REFERENCES principals (id) ON DELETE CASCADE,

@@ -68,3 +68,47 @@ if [ "${IMPPD_E2E_GUI:-}" = 1 ] && [ "$(id -u)" -eq 0 ] && ! id imppdgui >/dev/n
 	echo "setup: creating user imppdgui for Gajim"
 	useradd --system --create-home --home-dir /var/lib/imppdgui --shell /usr/sbin/nologin imppdgui
 fi
+
+# prosody: the reference server of the differential runs (e2e/diff_test.go,
+# e2e/prosody.go), which start private instances of their own. The system
+# service the package would start is kept from starting (policy-rc.d during
+# the install), then stopped and disabled in case a service manager started
+# it anyway, so that it never holds port 5222. Works without an init system.
+if command -v prosody >/dev/null 2>&1 && command -v prosodyctl >/dev/null 2>&1; then
+	echo "setup: prosody present ($(dpkg-query -W -f='${Version}' prosody 2>/dev/null || echo 'not from a Debian package'))"
+else
+	if [ "$(id -u)" -ne 0 ]; then
+		echo "setup: prosody is missing and installing it needs root" >&2
+		exit 1
+	fi
+	echo "setup: installing prosody with apt-get (its system service is not started)"
+	policy=""
+	if [ ! -e /usr/sbin/policy-rc.d ]; then
+		policy=/usr/sbin/policy-rc.d
+		printf '#!/bin/sh\n# e2e/clients/setup.sh: no service starts during this install\nexit 101\n' >"$policy"
+		chmod 755 "$policy"
+	fi
+	status=0
+	apt-get update -qq && apt-get install -y -qq --no-install-recommends prosody || status=$?
+	if [ -n "$policy" ]; then
+		rm -f "$policy"
+	fi
+	if [ "$status" -ne 0 ]; then
+		echo "setup: apt-get install prosody failed ($status)" >&2
+		exit 1
+	fi
+	if command -v systemctl >/dev/null 2>&1 && [ -d /run/systemd/system ]; then
+		systemctl stop prosody >/dev/null 2>&1 || true
+		systemctl disable prosody >/dev/null 2>&1 || true
+	elif command -v service >/dev/null 2>&1; then
+		service prosody stop >/dev/null 2>&1 || true
+	fi
+	if command -v update-rc.d >/dev/null 2>&1; then
+		update-rc.d prosody disable >/dev/null 2>&1 || true
+	fi
+	if ! command -v prosodyctl >/dev/null 2>&1; then
+		echo "setup: prosodyctl still not found after the install" >&2
+		exit 1
+	fi
+	echo "setup: installed prosody $(dpkg-query -W -f='${Version}' prosody)"
+fi

@@ -131,7 +131,7 @@ func (m *Module) handle(q *xmppmap.IQ) {
 			delete(m.sess, sid)
 			m.mu.Unlock()
 			// XEP-0050 §6: bad-request with bad-sessionid.
-			q.Error(cmdErr(stanza.BadRequest, stanza.Modify))
+			q.ErrorApp(cmdErr(stanza.BadRequest, stanza.Modify), "<bad-sessionid xmlns='"+NS+"'/>")
 			return
 		}
 		if action == "cancel" {

@@ -46,6 +46,17 @@ func (m *Module) Register(s *xmppmap.Server) {
 	m.srv = s
 	s.HandleIQ(xmppmap.ToAccount, NS, "enable", func(q *xmppmap.IQ) { m.toggle(q, true) })
 	s.HandleIQ(xmppmap.ToAccount, NS, "disable", func(q *xmppmap.IQ) { m.toggle(q, false) })
+	s.OnBeforeMessage(func(ev *xmppmap.MessageEvent) {
+		// §9: a private message is not copied, and the recipient does not
+		// need the marker.
+		for i, n := range ev.Stanza.Nodes {
+			if n.Elem != nil && n.Elem.Name.Space == NS && n.Elem.Name.Local == "private" {
+				ev.Stanza.Nodes = append(ev.Stanza.Nodes[:i], ev.Stanza.Nodes[i+1:]...)
+				ev.Private = true
+				return
+			}
+		}
+	})
 	s.OnMessage(m.copy)
 	s.OnSessionEnd(func(se xmppmap.Session) {
 		if se.Value(enabledKey{}) != nil {
@@ -120,7 +131,7 @@ func (m *Module) copy(ev *xmppmap.MessageEvent) {
 	if !m.any(sender) && !(local && m.any(recipient)) {
 		return
 	}
-	if !Eligible(ev.Stanza) {
+	if ev.Private || !Eligible(ev.Stanza) {
 		return
 	}
 	var orig []byte

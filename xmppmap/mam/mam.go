@@ -113,7 +113,7 @@ func (m *Module) archive(ev *xmppmap.MessageEvent) {
 		return
 	}
 	ctx := context.Background()
-	now := time.Now()
+	now := ev.Stamp
 	sender, recipient := core.PrincipalID(ev.FromBare), core.PrincipalID(ev.ToBare)
 	if m.wants(ctx, sender, ev.ToBare) {
 		m.put(core.ArchiveEntry{Owner: sender, ID: ev.ID, With: core.AgentID(ev.ToFull), Outgoing: true, Stamp: now, Payload: ev.Payload})
@@ -319,8 +319,9 @@ func (m *Module) query(q *xmppmap.IQ, ns string) {
 			case "ids":
 				aq.IDs = vals
 			default:
-				// §4.1.1: a field the server does not know is an error.
-				err = errForm
+				// A field the server does not support (XEP-0313 §4.1.1).
+				q.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
+				return
 			}
 			if err != nil {
 				q.Error(errBadRequest)
