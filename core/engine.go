@@ -58,6 +58,7 @@ type Engine struct {
 	now        func() time.Time
 	agents     registry
 	drainLocks [64]sync.Mutex // by registry shard: one drain per principal at a time
+	wcache     watcherCache
 	idPrefix   string
 	idSeq      atomic.Uint64
 }

@@ -69,18 +69,19 @@ func (e *Engine) Publish(ctx context.Context, t Tuple) error {
 	if !ok {
 		return fmt.Errorf("publish for %s: agent not connected", a)
 	}
-	var watchers, watching []Subscription
-	if err := e.store.View(ctx, func(tx Tx) error {
-		var err error
-		if watchers, err = tx.Watchers(ctx, p); err != nil {
-			return err
-		}
-		if initial {
-			watching, err = tx.Watching(ctx, p)
-		}
-		return err
-	}); err != nil {
+	watchers, err := e.watchers(ctx, p)
+	if err != nil {
 		return fmt.Errorf("publish for %s: %w", a, err)
+	}
+	var watching []Subscription
+	if initial {
+		if err := e.store.View(ctx, func(tx Tx) error {
+			var err error
+			watching, err = tx.Watching(ctx, p)
+			return err
+		}); err != nil {
+			return fmt.Errorf("publish for %s: %w", a, err)
+		}
 	}
 	to := e.audience(ctx, p, watchers)
 	e.notify.Presence(ctx, &t, to)
@@ -203,12 +204,7 @@ func (e *Engine) Unpublish(ctx context.Context, t Tuple) error {
 }
 
 func (e *Engine) withdrawn(ctx context.Context, p PrincipalID, t *Tuple, last bool, self AgentID) error {
-	var watchers []Subscription
-	err := e.store.View(ctx, func(tx Tx) error {
-		var err error
-		watchers, err = tx.Watchers(ctx, p)
-		return err
-	})
+	watchers, err := e.watchers(ctx, p)
 	if err == nil && last {
 		err = e.store.Update(ctx, func(tx Tx) error {
 			return tx.PutLastPresence(ctx, LastPresence{Presentity: p, Status: t.Status, Markup: t.Markup, Stamp: t.Stamp})

@@ -50,6 +50,11 @@ func (e *Engine) ApplySubscription(ctx context.Context, tx Tx, q *Effects, prese
 		if err := tx.PutSubscription(ctx, next); err != nil {
 			return Subscription{}, 0, fmt.Errorf("%s %s→%s: %w", ev, watcher, presentity, err)
 		}
+		// Once committed, the presentity's cached watchers are stale. The
+		// generation moves now too, so a read racing this commit is not
+		// kept.
+		e.forgetWatchers(presentity)
+		q.After(func(context.Context) { e.forgetWatchers(presentity) })
 	}
 	switch {
 	case ev == EvSubscribe:

@@ -84,6 +84,7 @@ func Commands(accounts core.Accounts, iterations int) []adhoc.Command {
 				if err := accounts.DeleteAccount(context.Background(), id); err != nil && !errors.Is(err, core.ErrNoSuchPrincipal) {
 					return nil, err
 				}
+				q.Server().Engine().Forget()
 				q.Server().EndSessions(id, "not-authorized", "the account was deleted")
 				done = append(done, string(id))
 			}

@@ -102,6 +102,7 @@ func (m *Module) account(q *xmppmap.IQ) {
 				q.Error(errInternal)
 				return
 			}
+			q.Server().Engine().Forget()
 			q.Result(nil)
 			q.Server().EndSessions(me, "not-authorized", "the account was removed")
 			return
