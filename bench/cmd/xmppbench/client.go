@@ -310,16 +310,7 @@ func (t *target) authenticate(c *client, feats []byte) error {
 	}
 	salted := t.cache.salted(h, c.user, t.password, salt, iter)
 	clientFinalBare := "c=" + base64.StdEncoding.EncodeToString([]byte(gs2)) + ",r=" + snonce
-	authMsg := clientFirstBare + "," + string(serverFirst) + "," + clientFinalBare
-	clientKey := hmacSum(h, salted, "Client Key")
-	storedKey := h.new()
-	storedKey.Write(clientKey)
-	sig := hmacSum(h, storedKey.Sum(nil), authMsg)
-	proof := make([]byte, len(clientKey))
-	for i := range proof {
-		proof[i] = clientKey[i] ^ sig[i]
-	}
-	serverSig := hmacSum(h, hmacSum(h, salted, "Server Key"), authMsg)
+	proof, serverSig := scramProof(h, salted, clientFirstBare+","+string(serverFirst)+","+clientFinalBare)
 	final := clientFinalBare + ",p=" + base64.StdEncoding.EncodeToString(proof)
 	if err := c.send("<response xmlns='urn:ietf:params:xml:ns:xmpp-sasl'>" +
 		base64.StdEncoding.EncodeToString([]byte(final)) + "</response>"); err != nil {
@@ -353,6 +344,20 @@ func (t *target) authenticate(c *client, feats []byte) error {
 		}
 	}
 	return nil
+}
+
+// scramProof returns the ClientProof and the expected ServerSignature for
+// an AuthMessage (RFC 5802 §3).
+func scramProof(h scramHash, salted []byte, authMsg string) (proof, serverSig []byte) {
+	clientKey := hmacSum(h, salted, "Client Key")
+	storedKey := h.new()
+	storedKey.Write(clientKey)
+	sig := hmacSum(h, storedKey.Sum(nil), authMsg)
+	proof = make([]byte, len(clientKey))
+	for i := range proof {
+		proof[i] = clientKey[i] ^ sig[i]
+	}
+	return proof, hmacSum(h, hmacSum(h, salted, "Server Key"), authMsg)
 }
 
 func (c *client) saslNext() ([]byte, error) {

@@ -116,23 +116,130 @@ func procRSS(pid int) int64 {
 	return -1
 }
 
+// procRunqWait returns the seconds the threads of pid have spent runnable
+// but waiting for a CPU (/proc/PID/task/*/schedstat, second field): time
+// the process wanted CPU and the machine did not give it. Threads that
+// exited are not counted.
+func procRunqWait(pid int) float64 {
+	dirs, err := os.ReadDir(fmt.Sprintf("/proc/%d/task", pid))
+	if err != nil {
+		return math.NaN()
+	}
+	var total float64
+	for _, d := range dirs {
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%s/schedstat", pid, d.Name()))
+		if err != nil {
+			continue
+		}
+		f := strings.Fields(string(b))
+		if len(f) >= 2 {
+			v, _ := strconv.ParseFloat(f[1], 64)
+			total += v / 1e9
+		}
+	}
+	return total
+}
+
+// cpuBusy returns the busy seconds of one CPU from /proc/stat.
+func cpuBusy(cpu int) float64 {
+	if cpu < 0 {
+		return math.NaN()
+	}
+	b, err := os.ReadFile("/proc/stat")
+	if err != nil {
+		return math.NaN()
+	}
+	prefix := fmt.Sprintf("cpu%d ", cpu)
+	for _, line := range strings.Split(string(b), "\n") {
+		if !strings.HasPrefix(line, prefix) {
+			continue
+		}
+		f := strings.Fields(line)
+		// user nice system idle iowait irq softirq steal
+		var busy float64
+		for _, i := range []int{1, 2, 3, 6, 7, 8} {
+			if i < len(f) {
+				v, _ := strconv.ParseFloat(f[i], 64)
+				busy += v
+			}
+		}
+		return busy / 100
+	}
+	return math.NaN()
+}
+
+// pinnedCPU returns the one CPU pid may run on, or -1.
+func pinnedCPU(pid int) int {
+	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/status", pid))
+	if err != nil {
+		return -1
+	}
+	for _, line := range strings.Split(string(b), "\n") {
+		if rest, ok := strings.CutPrefix(line, "Cpus_allowed_list:"); ok {
+			n, err := strconv.Atoi(strings.TrimSpace(rest))
+			if err != nil {
+				return -1
+			}
+			return n
+		}
+	}
+	return -1
+}
+
 // meter brackets a scenario: wall time, the generator's CPU and the
 // server's CPU (when its pid is known).
 type meter struct {
-	pid           int
-	t0            time.Time
-	gen0, server0 float64
+	pid                   int
+	t0                    time.Time
+	gen0, server0         float64
+	genWait0, serverWait0 float64
+	genCPU, serverCPU     int // pinned CPUs, or -1
+	genBusy0, srvBusy0    float64
 }
 
 func startMeter(pid int) *meter {
-	return &meter{pid: pid, t0: time.Now(), gen0: cpuSelf(), server0: procCPU(pid)}
+	m := &meter{pid: pid, t0: time.Now(), gen0: cpuSelf(), genWait0: procRunqWait(os.Getpid())}
+	m.genCPU, m.serverCPU = pinnedCPU(os.Getpid()), -1
+	m.genBusy0 = cpuBusy(m.genCPU)
+	if pid > 0 {
+		m.server0, m.serverWait0 = procCPU(pid), procRunqWait(pid)
+		m.serverCPU = pinnedCPU(pid)
+		m.srvBusy0 = cpuBusy(m.serverCPU)
+	}
+	return m
 }
 
 func (m *meter) fill(r result) {
-	r["wall_s"] = round(time.Since(m.t0).Seconds(), 3)
-	r["gen_cpu_s"] = round(cpuSelf()-m.gen0, 3)
+	wall := time.Since(m.t0).Seconds()
+	genCPU := cpuSelf() - m.gen0
+	r["wall_s"] = round(wall, 3)
+	r["gen_cpu_s"] = round(genCPU, 3)
+	// Load from other processes on the pinned CPUs (a shared machine):
+	// the CPU's busy time minus what the server and the generator used.
+	var srvCPU float64
+	if m.pid > 0 {
+		srvCPU = procCPU(m.pid) - m.server0
+	}
+	other := func(cpu int, busy0 float64) float64 {
+		v := cpuBusy(cpu) - busy0
+		if cpu == m.serverCPU {
+			v -= srvCPU
+		}
+		if cpu == m.genCPU {
+			v -= genCPU
+		}
+		return max(0, 100*v/wall)
+	}
+	if m.genCPU >= 0 {
+		r["gen_cpu_other_pct"] = round(other(m.genCPU, m.genBusy0), 1)
+	}
+	if m.serverCPU >= 0 && m.serverCPU != m.genCPU {
+		r["server_cpu_other_pct"] = round(other(m.serverCPU, m.srvBusy0), 1)
+	}
+	r["gen_runq_wait_s"] = round(procRunqWait(os.Getpid())-m.genWait0, 3)
 	if m.pid > 0 {
 		r["server_cpu_s"] = round(procCPU(m.pid)-m.server0, 2)
+		r["server_runq_wait_s"] = round(procRunqWait(m.pid)-m.serverWait0, 3)
 	}
 }
 
