@@ -91,6 +91,18 @@ func appendStanzaError(b []byte, se stanza.Error, app ...string) []byte {
 	return append(b, "</error>"...)
 }
 
+// appendAttr writes name='value' (escaped) when value is not empty.
+func appendAttr(b []byte, name, value string) []byte {
+	if value == "" {
+		return b
+	}
+	b = append(b, ' ')
+	b = append(b, name...)
+	b = append(b, "='"...)
+	b = appendEscaped(b, value, true)
+	return append(b, '\'')
+}
+
 // errorReply builds the error stanza answering el (RFC 6120 §8.3.1): the
 // same kind, type='error', addressed back to its sender, carrying the
 // original payload and the error.
@@ -99,21 +111,9 @@ func errorReply(el *Element, from string, se stanza.Error, app ...string) []byte
 	b = append(b, '<')
 	b = append(b, el.Name.Local...)
 	b = append(b, " type='error'"...)
-	if id := el.Get("id"); id != "" {
-		b = append(b, " id='"...)
-		b = appendEscaped(b, id, true)
-		b = append(b, '\'')
-	}
-	if from != "" {
-		b = append(b, " from='"...)
-		b = appendEscaped(b, from, true)
-		b = append(b, '\'')
-	}
-	if to := el.Get("from"); to != "" {
-		b = append(b, " to='"...)
-		b = appendEscaped(b, to, true)
-		b = append(b, '\'')
-	}
+	b = appendAttr(b, "id", el.Get("id"))
+	b = appendAttr(b, "from", from)
+	b = appendAttr(b, "to", el.Get("from"))
 	b = append(b, '>')
 	for _, n := range el.Nodes {
 		if n.Elem != nil && !(n.Elem.Name.Local == "error" && n.Elem.Name.Space == nsClient) {
@@ -131,16 +131,8 @@ func iqError(iq *Element, from string, se stanza.Error, app ...string) []byte {
 	b := []byte("<iq type='error' id='")
 	b = appendEscaped(b, iq.Get("id"), true)
 	b = append(b, '\'')
-	if from != "" {
-		b = append(b, " from='"...)
-		b = appendEscaped(b, from, true)
-		b = append(b, '\'')
-	}
-	if to := iq.Get("from"); to != "" {
-		b = append(b, " to='"...)
-		b = appendEscaped(b, to, true)
-		b = append(b, '\'')
-	}
+	b = appendAttr(b, "from", from)
+	b = appendAttr(b, "to", iq.Get("from"))
 	b = append(b, '>')
 	b = appendStanzaError(b, se, app...)
 	return append(b, "</iq>"...)
@@ -151,16 +143,8 @@ func iqResult(iq *Element, from, payload string) []byte {
 	b := []byte("<iq type='result' id='")
 	b = appendEscaped(b, iq.Get("id"), true)
 	b = append(b, '\'')
-	if from != "" {
-		b = append(b, " from='"...)
-		b = appendEscaped(b, from, true)
-		b = append(b, '\'')
-	}
-	if to := iq.Get("from"); to != "" {
-		b = append(b, " to='"...)
-		b = appendEscaped(b, to, true)
-		b = append(b, '\'')
-	}
+	b = appendAttr(b, "from", from)
+	b = appendAttr(b, "to", iq.Get("from"))
 	if payload == "" {
 		return append(b, "/>"...)
 	}
