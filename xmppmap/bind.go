@@ -1,7 +1,6 @@
 package xmppmap
 
 import (
-	"context"
 	"time"
 
 	"mellium.im/xmpp/jid"
@@ -86,5 +85,3 @@ func (ss *session) waitDone(d time.Duration) {
 		<-ss.done
 	}
 }
-
-var _ = context.Background

@@ -4,8 +4,6 @@ import (
 	"context"
 	"strings"
 	"testing"
-
-	"github.com/imppd/imppd/core"
 )
 
 // TestCSI: while alice's client is inactive, bob's presence changes are
@@ -51,5 +49,4 @@ func TestCSI(t *testing.T) {
 	if x := a.Next().String(); !strings.Contains(x, "<show>chat</show>") {
 		t.Fatalf("after active: %s", x)
 	}
-	_ = core.Open
 }

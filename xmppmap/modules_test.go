@@ -184,5 +184,4 @@ func TestWatcherInfoCommand(t *testing.T) {
 	if err == nil || recs != nil {
 		t.Fatalf("carol read alice's watcher information: %v %v", recs, err)
 	}
-	_ = core.WatchRefused
 }

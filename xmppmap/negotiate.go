@@ -64,7 +64,7 @@ func (ss *session) openStream() error {
 	id := newStreamID()
 	// closeWith reads these from other goroutines (shutdown, conflicts).
 	ss.wmu.Lock()
-	ss.domain, ss.lang, ss.clientFrom, ss.streamID = d.Domainpart(), h.lang, h.from, id
+	ss.domain, ss.lang, ss.streamID = d.Domainpart(), h.lang, id
 	ss.nsScope = h.scope
 	ss.wmu.Unlock()
 	// RFC 6120 §4.7.2: answer to the 'from' the client gave, if valid.

@@ -8,7 +8,6 @@ import (
 	"encoding/base64"
 	"encoding/xml"
 	"errors"
-	"fmt"
 	"log/slog"
 	"net"
 	"runtime"
@@ -46,20 +45,19 @@ type session struct {
 	budget *budgetReader
 	dec    *xml.Decoder
 
-	streamID   string
-	domain     string
-	lang       string
-	clientFrom string
-	secure     bool
-	tlsState   *tls.ConnectionState
-	authed     core.PrincipalID
-	failures   int // failed credentials on this stream
-	attempts   int // SASL attempts refused on this stream, for any reason
-	pinged     bool
-	pingID     string
-	lastTo     addr     // the last destination parsed, reused while it repeats
-	nsScope    []string // namespaces the stream header declared
-	pending    *Element // an <auth/> read while looking for <starttls/>
+	streamID string
+	domain   string
+	lang     string
+	secure   bool
+	tlsState *tls.ConnectionState
+	authed   core.PrincipalID
+	failures int // failed credentials on this stream
+	attempts int // SASL attempts refused on this stream, for any reason
+	pinged   bool
+	pingID   string
+	lastTo   addr     // the last destination parsed, reused while it repeats
+	nsScope  []string // namespaces the stream header declared
+	pending  *Element // an <auth/> read while looking for <starttls/>
 
 	// Set at bind; read-only afterwards.
 	jid   jid.JID
@@ -589,5 +587,3 @@ func escAttr(s string) string { return string(appendEscaped(nil, s, true)) }
 func (ss *session) logStanza(id string) *slog.Logger {
 	return ss.log.With("stanza", id)
 }
-
-var _ = fmt.Sprintf
