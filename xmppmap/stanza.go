@@ -305,3 +305,8 @@ func storable(el *Element, k core.MessageKind) bool {
 	return el.Child(nsClient, "body") != nil || el.Child(nsClient, "subject") != nil ||
 		el.Child(nsHints, "store") != nil || el.Child("eu.siacs.conversations.axolotl", "encrypted") != nil
 }
+
+// Storable reports whether a message is worth keeping beyond its delivery
+// (offline storage, archives): a chat or normal message with content, not
+// marked no-store.
+func Storable(el *Element) bool { return storable(el, messageKind(el.Get("type"))) }

@@ -93,19 +93,10 @@ func (m *Module) Register(s *xmppmap.Server) {
 	go m.run()
 }
 
-// archivable: chat and normal messages with content (not chat states,
-// receipts alone, errors or groupchat), unless marked no-store.
+// archivable: what is worth keeping at all (xmppmap.Storable), unless
+// marked for no permanent storage (XEP-0334).
 func archivable(el *xmppmap.Element) bool {
-	switch el.Get("type") {
-	case "", "normal", "chat":
-	default:
-		return false
-	}
-	if el.Child("urn:xmpp:hints", "no-store") != nil || el.Child("urn:xmpp:hints", "no-permanent-store") != nil {
-		return false
-	}
-	return el.Child("jabber:client", "body") != nil || el.Child("urn:xmpp:hints", "store") != nil ||
-		el.Child("eu.siacs.conversations.axolotl", "encrypted") != nil
+	return xmppmap.Storable(el) && el.Child("urn:xmpp:hints", "no-permanent-store") == nil
 }
 
 func (m *Module) archive(ev *xmppmap.MessageEvent) {
