@@ -1,10 +1,7 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
@@ -91,25 +88,10 @@ func rfcConfigFor(t testing.TB, s *Server) rfcConfig {
 	}
 }
 
-type rfcCheck struct {
-	Level    string `json:"level"` // must, should, info
-	Name     string `json:"name"`
-	OK       bool   `json:"ok"`
-	RFC      string `json:"rfc"`
-	Expected any    `json:"expected"`
-	Observed any    `json:"observed"`
-	Stanza   string `json:"stanza"`
-}
-
-type rfcResult struct {
-	Scenario string         `json:"scenario"`
-	OK       bool           `json:"ok"`
-	Errors   []string       `json:"errors"`
-	Checks   []rfcCheck     `json:"checks"`
-	Data     map[string]any `json:"data"`
-
-	stderr string
-}
+type (
+	rfcCheck  = scenarioCheck
+	rfcResult = scenarioReport
+)
 
 const rfcResultPrefix = "RFC6121-RESULT "
 
@@ -128,55 +110,14 @@ func rfcPython(t testing.TB) string {
 	return py
 }
 
-// runRFC6121 runs one script with cfg and returns its report. The script
-// and everything it started are killed when it outlives its total timeout
-// by a margin.
+// runRFC6121 runs one script with cfg and returns its report.
 func runRFC6121(t testing.TB, cfg rfcConfig, script string, args ...string) *rfcResult {
 	t.Helper()
-	py := rfcPython(t)
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "e2e", "clients", "slixmpp", "rfc6121")
-	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(t.TempDir(), "rfc6121.json")
-	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	limit := time.Duration(cfg.TotalTimeout)*time.Second + 30*time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, py, append([]string{script, "--config", cfgPath}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
-	cmd.SysProcAttr = rfcSysProcAttr()
-	cmd.Cancel = func() error { return rfcKillGroup(cmd) }
-	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	_ = rfcKillGroup(cmd) // anything the script left behind
-	t.Logf("%s %s: %v in %v", script, strings.Join(args, " "), exitText(runErr), time.Since(start).Round(time.Millisecond))
-	var res *rfcResult
-	sc := bufio.NewScanner(bytes.NewReader(stdout.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), rfcResultPrefix); ok {
-			res = &rfcResult{}
-			if err := json.Unmarshal([]byte(line), res); err != nil {
-				t.Fatalf("%s: unreadable result: %v", script, err)
-			}
-		}
-	}
-	if res == nil {
-		t.Fatalf("%s printed no result (%v; timeout %v)\nstdout:\n%s\nstderr:\n%s", script, exitText(runErr), limit, stdout.String(), stderr.String())
-	}
-	res.stderr = stderr.String()
+	res := runReportScript(t, rfcPython(t), filepath.Join(root, "e2e", "clients", "slixmpp", "rfc6121"), rfcResultPrefix, cfg, time.Duration(cfg.TotalTimeout*float64(time.Second)), script, args...)
 	if keep := os.Getenv("RFC6121_KEEP"); keep != "" {
 		// Keep the full report and the script's log, e.g. to compare runs
 		// against another server.
@@ -185,64 +126,9 @@ func runRFC6121(t testing.TB, cfg rfcConfig, script string, args ...string) *rfc
 			name += "-" + strings.Join(args, "-")
 		}
 		if err := os.MkdirAll(keep, 0o755); err == nil {
-			_ = os.WriteFile(filepath.Join(keep, name+".json"), stdout.Bytes(), 0o644)
-			_ = os.WriteFile(filepath.Join(keep, name+".log"), stderr.Bytes(), 0o644)
+			_ = os.WriteFile(filepath.Join(keep, name+".json"), res.stdout, 0o644)
+			_ = os.WriteFile(filepath.Join(keep, name+".log"), res.stderr, 0o644)
 		}
 	}
 	return res
-}
-
-func exitText(err error) string {
-	if err == nil {
-		return "exit status 0"
-	}
-	return err.Error()
-}
-
-// assert fails the test for every failed must check and every scenario
-// error, and logs failed should checks as RFC deviations of lesser weight.
-func (r *rfcResult) assert(t testing.TB) {
-	t.Helper()
-	for _, e := range r.Errors {
-		t.Errorf("%s: scenario error: %s", r.Scenario, e)
-	}
-	musts, shoulds := 0, 0
-	for _, c := range r.Checks {
-		switch {
-		case c.Level == "must" && !c.OK:
-			t.Errorf("%s", c.describe())
-		case c.Level == "should" && !c.OK:
-			t.Logf("SHOULD-level deviation: %s", c.describe())
-		case c.Level == "info":
-			t.Logf("info: %s: %s", c.Name, jsonText(c.Observed))
-		}
-		switch c.Level {
-		case "must":
-			musts++
-		case "should":
-			shoulds++
-		}
-	}
-	t.Logf("%s: %d must checks, %d should checks", r.Scenario, musts, shoulds)
-	if t.Failed() {
-		t.Logf("%s stderr:\n%s", r.Scenario, r.stderr)
-	}
-}
-
-func (c rfcCheck) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\tper:      %s", c.Name, c.RFC)
-	if c.Stanza != "" {
-		fmt.Fprintf(&b, "\n\tstanza:   %s", c.Stanza)
-	}
-	fmt.Fprintf(&b, "\n\texpected: %s\n\tobserved: %s", jsonText(c.Expected), jsonText(c.Observed))
-	return b.String()
-}
-
-func jsonText(v any) string {
-	b, err := json.Marshal(v)
-	if err != nil {
-		return fmt.Sprint(v)
-	}
-	return string(b)
 }

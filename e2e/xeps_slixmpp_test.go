@@ -1,14 +1,9 @@
 package e2e
 
 import (
-	"bufio"
-	"bytes"
-	"context"
-	"encoding/json"
 	"fmt"
 	"net"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"slices"
@@ -63,25 +58,10 @@ type xepConfig struct {
 	Expect       map[string]any        `json:"expect,omitempty"`
 }
 
-type xepCheck struct {
-	Level    string `json:"level"` // must, should, info
-	Name     string `json:"name"`
-	OK       bool   `json:"ok"`
-	XEP      string `json:"xep"`
-	Expected any    `json:"expected"`
-	Observed any    `json:"observed"`
-	Stanza   string `json:"stanza"`
-}
-
-type xepResult struct {
-	Scenario string         `json:"scenario"`
-	OK       bool           `json:"ok"`
-	Errors   []string       `json:"errors"`
-	Checks   []xepCheck     `json:"checks"`
-	Data     map[string]any `json:"data"`
-
-	stderr string
-}
+type (
+	xepCheck  = scenarioCheck
+	xepResult = scenarioReport
+)
 
 // xepScenario is one subtest: a script, the accounts it uses, and what it
 // should expect of imppd.
@@ -274,108 +254,17 @@ func xepStrings(v any) []string {
 	return out
 }
 
-// runXEPScript runs one scenario script with cfg and returns its report.
-// The script and everything it started are killed when it outlives its
-// total timeout by a margin.
+// runXEPScript runs one scenario script with cfg and returns its report,
+// checking that its exit status agrees with it.
 func runXEPScript(t *testing.T, cfg xepConfig, script string, args ...string) *xepResult {
 	t.Helper()
 	root, err := ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	dir := filepath.Join(root, "e2e", "clients", "slixmpp", "xeps")
-	cfgJSON, err := json.MarshalIndent(cfg, "", "  ")
-	if err != nil {
-		t.Fatal(err)
-	}
-	cfgPath := filepath.Join(t.TempDir(), "xeps.json")
-	if err := os.WriteFile(cfgPath, cfgJSON, 0o600); err != nil {
-		t.Fatal(err)
-	}
-	limit := time.Duration(cfg.TotalTimeout)*time.Second + 30*time.Second
-	ctx, cancel := context.WithTimeout(context.Background(), limit)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, systemPython, append([]string{script, "--config", cfgPath}, args...)...)
-	cmd.Dir = dir
-	cmd.Env = append(os.Environ(), "PYTHONDONTWRITEBYTECODE=1", "PYTHONUNBUFFERED=1")
-	cmd.SysProcAttr = rfcSysProcAttr()
-	cmd.Cancel = func() error { return rfcKillGroup(cmd) }
-	cmd.WaitDelay = 10 * time.Second
-	var stdout, stderr bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &stdout, &stderr
-	start := time.Now()
-	runErr := cmd.Run()
-	_ = rfcKillGroup(cmd) // anything the script left behind
-	t.Logf("%s: %v in %v", script, exitText(runErr), time.Since(start).Round(time.Millisecond))
-	var res *xepResult
-	sc := bufio.NewScanner(bytes.NewReader(stdout.Bytes()))
-	sc.Buffer(make([]byte, 1<<20), 64<<20)
-	for sc.Scan() {
-		if line, ok := strings.CutPrefix(sc.Text(), xepResultPrefix); ok {
-			res = &xepResult{}
-			if err := json.Unmarshal([]byte(line), res); err != nil {
-				t.Fatalf("%s: unreadable result: %v", script, err)
-			}
-		}
-	}
-	if res == nil {
-		t.Fatalf("%s printed no result (%v; limit %v)\nstdout:\n%s\nstderr:\n%s", script, exitText(runErr), limit, stdout.String(), stderr.String())
-	}
-	res.stderr = stderr.String()
-	if want := len(res.Errors) == 0 && res.OK; want != (runErr == nil) {
-		t.Errorf("%s: report ok=%v errors=%d but %s", script, res.OK, len(res.Errors), exitText(runErr))
+	res := runReportScript(t, systemPython, filepath.Join(root, "e2e", "clients", "slixmpp", "xeps"), xepResultPrefix, cfg, time.Duration(cfg.TotalTimeout*float64(time.Second)), script, args...)
+	if want := len(res.Errors) == 0 && res.OK; want != (res.runErr == nil) {
+		t.Errorf("%s: report ok=%v errors=%d but %s", script, res.OK, len(res.Errors), exitText(res.runErr))
 	}
 	return res
-}
-
-// assert fails the test for every failed must check and every scenario
-// error, and logs failed should checks as deviations of lesser weight.
-func (r *xepResult) assert(t *testing.T) {
-	t.Helper()
-	for _, e := range r.Errors {
-		t.Errorf("%s: scenario error: %s", r.Scenario, e)
-	}
-	musts, shoulds := 0, 0
-	for _, c := range r.Checks {
-		switch {
-		case c.Level == "must" && !c.OK:
-			t.Errorf("%s", c.describe())
-		case c.Level == "should" && !c.OK:
-			t.Logf("SHOULD-level deviation: %s", c.describe())
-		case c.Level == "info":
-			t.Logf("info: %s: %s", c.Name, xepJSON(c.Observed))
-		}
-		switch c.Level {
-		case "must":
-			musts++
-		case "should":
-			shoulds++
-		}
-	}
-	t.Logf("%s: %d must checks, %d should checks, %vs", r.Scenario, musts, shoulds, r.Data["seconds"])
-	if t.Failed() || testing.Verbose() {
-		t.Logf("%s stderr:\n%s", r.Scenario, r.stderr)
-	}
-}
-
-func (c xepCheck) describe() string {
-	var b strings.Builder
-	fmt.Fprintf(&b, "%s\n\tper:      %s", c.Name, c.XEP)
-	if c.Stanza != "" {
-		fmt.Fprintf(&b, "\n\tstanza:   %s", c.Stanza)
-	}
-	fmt.Fprintf(&b, "\n\texpected: %s\n\tobserved: %s", xepJSON(c.Expected), xepJSON(c.Observed))
-	return b.String()
-}
-
-// xepJSON renders a report value for a failure message, leaving the XML
-// in it readable (no \u003c escapes).
-func xepJSON(v any) string {
-	var b bytes.Buffer
-	enc := json.NewEncoder(&b)
-	enc.SetEscapeHTML(false)
-	if err := enc.Encode(v); err != nil {
-		return fmt.Sprint(v)
-	}
-	return strings.TrimSuffix(b.String(), "\n")
 }
