@@ -13,8 +13,9 @@ const nsCSI = "urn:xmpp:csi:0"
 func (ss *session) sendPresence(sender string, b []byte) bool {
 	ss.wmu.Lock()
 	if !ss.inactive || ss.closing || !ss.writerOn {
+		ok := ss.outLocked(b, true)
 		ss.wmu.Unlock()
-		return ss.send(b)
+		return ok
 	}
 	if ss.held == nil {
 		ss.held = make(map[string][]byte)

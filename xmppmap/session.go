@@ -313,22 +313,25 @@ func (ss *session) sendNonza(b []byte) bool { return ss.out(b, false) }
 
 func (ss *session) out(b []byte, stanza bool) bool {
 	ss.wmu.Lock()
+	ok := ss.outLocked(b, stanza)
+	ss.wmu.Unlock()
+	return ok
+}
+
+// outLocked is out with wmu held: one lock hold per stanza queued.
+func (ss *session) outLocked(b []byte, stanza bool) bool {
 	if ss.closing {
-		ss.wmu.Unlock()
 		return false
 	}
 	if !ss.writerOn && !ss.detached {
-		err := ss.writeNow(b)
-		ss.wmu.Unlock()
-		return err == nil
+		return ss.writeNow(b) == nil
 	}
 	if stanza && len(ss.heldOrder) > 0 {
 		ss.flushHeldLocked()
 	}
 	ok := ss.enqueueLocked(b, stanza)
-	ss.wmu.Unlock()
 	if ok {
-		ss.kick()
+		ss.kickLocked()
 	}
 	return ok
 }
