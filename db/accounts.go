@@ -37,10 +37,11 @@ func (d *DB) CreateAccount(ctx context.Context, a core.Account) error {
 // DeleteAccount removes the principal and everything that belongs to it or
 // names it; an unknown principal is core.ErrNoSuchPrincipal. Foreign keys
 // cascade to what it owns (credentials, roster and its version, inbox,
-// last presence, watcher information about it); the rows that name it in
-// others' state are deleted here. Every roster that loses an item gets a
-// new version, so a client holding that roster at the old version is not
-// told it is current (RFC 6121 §2.6).
+// last presence, watcher information about it, blocklist, archive and its
+// preferences, PEP nodes and their items, account data); the rows that
+// name it in others' state are deleted here. Every roster that loses an
+// item gets a new version, so a client holding that roster at the old
+// version is not told it is current (RFC 6121 §2.6).
 func (d *DB) DeleteAccount(ctx context.Context, id core.PrincipalID) error {
 	return d.update(ctx, func(t *tx) error {
 		res, err := t.q.ExecContext(ctx, `DELETE FROM principals WHERE id = ?`, id)

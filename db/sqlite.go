@@ -9,7 +9,9 @@
 // migrations embedded from migrations/*.sql.
 //
 // DB implements core.Store and core.Accounts; its transactions implement
-// rosters.Tx. The package db/dbtest holds the conformance suite.
+// rosters.Tx. It also implements XEP stores declared in core types, such
+// as xmppmap/pep.Store, without importing them (DESIGN.md §1); db/dbtest
+// repeats their methods. The package db/dbtest holds the conformance suite.
 package db
 
 import (

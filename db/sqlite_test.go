@@ -399,3 +399,32 @@ func TestErrorsCarryContext(t *testing.T) {
 		t.Fatalf("error %q", err)
 	}
 }
+
+// TestDeleteAccountLeavesNoPEPRows: the cascade from principals reaches
+// pep_items through pep_nodes' composite key, leaving no orphan that the
+// API (which always names the owner) would not show.
+func TestDeleteAccountLeavesNoPEPRows(t *testing.T) {
+	d := openTest(t, filepath.Join(t.TempDir(), "pep.db"), Options{})
+	c := t.Context()
+	if err := d.CreateAccount(c, core.Account{ID: "alice@example.org"}); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PublishItem(c, "alice@example.org", "urn:n", core.NodeConfig{}, core.MarkupItem{ID: "i"}, 0); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.PutAccountData(c, "alice@example.org", "k", []byte("v")); err != nil {
+		t.Fatal(err)
+	}
+	if err := d.DeleteAccount(c, "alice@example.org"); err != nil {
+		t.Fatal(err)
+	}
+	for _, table := range []string{"pep_nodes", "pep_items", "account_data"} {
+		var n int
+		if err := d.r.QueryRow(`SELECT count(*) FROM ` + table).Scan(&n); err != nil || n != 0 {
+			t.Errorf("%s: %d rows left (%v)", table, n, err)
+		}
+	}
+	if err := d.Check(c); err != nil {
+		t.Error(err)
+	}
+}

@@ -330,3 +330,26 @@ func appendEscaped(b []byte, s string, attr bool) []byte {
 	}
 	return append(b, s[last:]...)
 }
+
+// ParseElement decodes one serialized element (as AppendXML wrote it, with
+// its namespaces declared), for modules that keep stanza payloads as bytes.
+// maxDepth bounds the nesting.
+func ParseElement(b []byte, maxDepth int) (*Element, error) {
+	d := xml.NewDecoder(strings.NewReader(string(b)))
+	for {
+		tok, err := d.Token()
+		if err != nil {
+			return nil, err
+		}
+		switch t := tok.(type) {
+		case xml.StartElement:
+			return readElement(d, t, maxDepth, []string{nsXML})
+		case xml.CharData:
+			if strings.TrimSpace(string(t)) != "" {
+				return nil, errors.New("xmppmap: text outside an element")
+			}
+		case xml.ProcInst, xml.Comment, xml.Directive:
+			return nil, errors.New("xmppmap: restricted XML")
+		}
+	}
+}

@@ -161,3 +161,30 @@ func TestClassify(t *testing.T) {
 		}
 	}
 }
+
+func TestParseElement(t *testing.T) {
+	for _, tc := range []struct {
+		in, want string
+		ok       bool
+	}{
+		{`<data xmlns='urn:xmpp:avatar:data'>QUJD</data>`, `<data xmlns='urn:xmpp:avatar:data'>QUJD</data>`, true},
+		{` <a xmlns='urn:a'><b xmlns='urn:b' x='1'/>t</a>`, `<a xmlns='urn:a'><b xmlns='urn:b' x='1'/>t</a>`, true},
+		{`<a xmlns='urn:a' xml:lang='en'/>`, `<a xmlns='urn:a' xml:lang='en'/>`, true},
+		{`<p:a/>`, ``, false},                       // undeclared prefix
+		{`<!-- c --><a xmlns='urn:a'/>`, ``, false}, // restricted XML
+		{`text<a xmlns='urn:a'/>`, ``, false},
+		{`<a xmlns='urn:a'><b><c/></b></a>`, ``, false}, // deeper than 2
+		{`<a xmlns='urn:a'>`, ``, false},
+	} {
+		el, err := ParseElement([]byte(tc.in), 2)
+		if (err == nil) != tc.ok {
+			t.Errorf("%q: err %v", tc.in, err)
+			continue
+		}
+		if tc.ok {
+			if got := string(el.AppendXML(nil, "")); got != tc.want {
+				t.Errorf("%q: got %s", tc.in, got)
+			}
+		}
+	}
+}

@@ -22,6 +22,13 @@
 //     never reused, even after deletion.
 //   - Deleting an account bumps the roster version of every owner whose
 //     roster lost an item naming it.
+//   - Personal eventing (XEP-0163) nodes and account data belong to their
+//     owner like the inbox: writing them for a principal without account
+//     fails with core.ErrNoSuchPrincipal, and deleting the account
+//     removes them. A node's configuration comes back equal (reflect) to
+//     what was stored. Items are newest first; re-publishing an id makes
+//     it the newest and replaces it; PublishItem with keep > 0 leaves at
+//     most keep items, however many publish at once. PubNodes are by name.
 //   - A View reads one snapshot; Update rolls back when fn fails and
 //     returns fn's error unchanged; concurrent Updates serialise without
 //     errors.
@@ -58,6 +65,19 @@ type Store interface {
 	ArchivePrefs(ctx context.Context, owner core.PrincipalID) (core.ArchivePrefs, error)
 	SetArchivePrefs(ctx context.Context, owner core.PrincipalID, p core.ArchivePrefs) error
 	PruneArchive(ctx context.Context, before time.Time) (int64, error)
+	// Personal eventing (XEP-0163): the methods of xmppmap/pep.Store,
+	// repeated here since the suite must not import xmppmap.
+	PubNode(ctx context.Context, owner core.PrincipalID, name string) (core.MarkupNode, bool, error)
+	PubNodes(ctx context.Context, owner core.PrincipalID) ([]core.MarkupNode, error)
+	PutPubNode(ctx context.Context, n core.MarkupNode) error
+	DeletePubNode(ctx context.Context, owner core.PrincipalID, name string) (bool, error)
+	PublishItem(ctx context.Context, owner core.PrincipalID, node string, cfg core.NodeConfig, it core.MarkupItem, keep int) error
+	RetractItem(ctx context.Context, owner core.PrincipalID, node, id string) (bool, error)
+	PubItems(ctx context.Context, owner core.PrincipalID, node string, ids []string, max int) ([]core.MarkupItem, error)
+	// Per-account values (XEP-0049 private storage, XEP-0054 vcard-temp):
+	// nil when none; storing nil deletes.
+	AccountData(ctx context.Context, owner core.PrincipalID, key string) ([]byte, error)
+	PutAccountData(ctx context.Context, owner core.PrincipalID, key string, value []byte) error
 	Close() error
 }
 
@@ -152,6 +172,11 @@ var cases = []testCase{
 	{"Blocklist", testBlocklist},
 	{"Archive", testArchive},
 	{"ArchivePrefs", testArchivePrefs},
+	{"PubNodes", testPubNodes},
+	{"PubItems", testPubItems},
+	{"PubTrim", testPubTrim},
+	{"ConcurrentPublish", testConcurrentPublish},
+	{"AccountData", testAccountData},
 	{"RosterItems", testRosterItems},
 	{"RosterVersion", testRosterVersion},
 	{"TxIsRosterTx", testTxIsRosterTx},
@@ -376,9 +401,33 @@ func testDeleteCascade(t *testing.T, h *harness) {
 		carolVer = must(tx.RosterVersion(ctx(t), carol))(t)
 		return nil
 	})
+	for _, who := range []core.PrincipalID{alice, bob} { // bob's kept
+		noErr(t, s.PublishItem(ctx(t), who, "urn:n", core.NodeConfig{}, core.MarkupItem{ID: "i", Stamp: t0}, 0))
+		noErr(t, s.PutPubNode(ctx(t), core.MarkupNode{Owner: who, Name: "urn:empty"}))
+		noErr(t, s.PutAccountData(ctx(t), who, "vcard", []byte("<vCard/>")))
+	}
 
 	if err := s.DeleteAccount(ctx(t), alice); err != nil {
 		t.Fatal(err)
+	}
+	// Items go with their node: none is left behind to show up later.
+	if n := must(s.PubNodes(ctx(t), alice))(t); len(n) != 0 {
+		t.Errorf("alice's pep nodes survived: %+v", n)
+	}
+	if it := must(s.PubItems(ctx(t), alice, "urn:n", nil, 0))(t); len(it) != 0 {
+		t.Errorf("alice's pep items survived: %+v", it)
+	}
+	if v := must(s.AccountData(ctx(t), alice, "vcard"))(t); v != nil {
+		t.Errorf("alice's account data survived: %q", v)
+	}
+	if n := must(s.PubNodes(ctx(t), bob))(t); len(n) != 2 {
+		t.Errorf("bob's pep nodes: %+v", n)
+	}
+	if it := must(s.PubItems(ctx(t), bob, "urn:n", nil, 0))(t); len(it) != 1 {
+		t.Errorf("bob's pep items: %+v", it)
+	}
+	if v := must(s.AccountData(ctx(t), bob, "vcard"))(t); string(v) != "<vCard/>" {
+		t.Errorf("bob's account data: %q", v)
 	}
 
 	view(t, s, func(tx rosters.Tx) error {
@@ -445,6 +494,26 @@ func testDeleteCascade(t *testing.T, h *harness) {
 		}
 		return nil
 	})
+	if _, ok := must3(s.PubNode(ctx(t), alice, "urn:n"))(t); ok {
+		t.Error("new alice has the old alice's pep node")
+	}
+	if it := must(s.PubItems(ctx(t), alice, "urn:n", nil, 0))(t); len(it) != 0 {
+		t.Errorf("new alice has the old alice's pep items: %+v", it)
+	}
+	if v := must(s.AccountData(ctx(t), alice, "vcard"))(t); v != nil {
+		t.Errorf("new alice has the old alice's account data: %q", v)
+	}
+}
+
+// must3(f())(t) is must for functions returning two values and an error.
+func must3[T, U any](v T, u U, err error) func(*testing.T) (T, U) {
+	return func(t *testing.T) (T, U) {
+		t.Helper()
+		if err != nil {
+			t.Fatal(err)
+		}
+		return v, u
+	}
 }
 
 func testOwnedStateNeedsAccount(t *testing.T, h *harness) {
@@ -477,6 +546,22 @@ func testOwnedStateNeedsAccount(t *testing.T, h *harness) {
 		if !errors.Is(err, core.ErrNoSuchPrincipal) {
 			t.Errorf("%s for a principal without account: got %v, want ErrNoSuchPrincipal", c.name, err)
 		}
+	}
+	for _, c := range []struct {
+		name string
+		err  error
+	}{
+		{"PublishItem", s.PublishItem(ctx(t), remote, "urn:n", core.NodeConfig{}, core.MarkupItem{ID: "i"}, 1)},
+		{"PutPubNode", s.PutPubNode(ctx(t), core.MarkupNode{Owner: remote, Name: "urn:n"})},
+		{"PutAccountData", s.PutAccountData(ctx(t), remote, "k", []byte("v"))},
+		{"PutAccountData nil", s.PutAccountData(ctx(t), remote, "k", nil)},
+	} {
+		if !errors.Is(c.err, core.ErrNoSuchPrincipal) {
+			t.Errorf("%s for a principal without account: got %v, want ErrNoSuchPrincipal", c.name, c.err)
+		}
+	}
+	if n := must(s.PubNodes(ctx(t), remote))(t); len(n) != 0 {
+		t.Errorf("failed publish left nodes: %+v", n)
 	}
 	// Naming a principal without account is fine.
 	update(t, s, func(tx rosters.Tx) error {
@@ -1130,8 +1215,24 @@ func testReopen(t *testing.T, h *harness) {
 		ver = must(tx.BumpRosterVersion(ctx(t), alice))(t)
 		return nil
 	})
+	node := core.MarkupNode{Owner: alice, Name: "urn:n", Config: pepCfg}
+	noErr(t, s.PutPubNode(ctx(t), node))
+	items := []core.MarkupItem{
+		{ID: "old", Publisher: "alice@example.org/a", Stamp: t0, Payload: []byte("<a/>")},
+		{ID: "new", Publisher: "alice@example.org/b", Stamp: t0.Add(time.Nanosecond), Payload: []byte{0, 0xff}},
+	}
+	for _, it := range items {
+		noErr(t, s.PublishItem(ctx(t), alice, node.Name, core.NodeConfig{}, it, 0))
+	}
+	noErr(t, s.PutAccountData(ctx(t), alice, "vcard", []byte("<vCard/>")))
 	h.reopen()
 	s = h.s
+	equal(t, "pep nodes", must(s.PubNodes(ctx(t), alice))(t), []core.MarkupNode{node})
+	checkItems(t, "pep items", must(s.PubItems(ctx(t), alice, node.Name, nil, 0))(t), []core.MarkupItem{items[1], items[0]})
+	equal(t, "account data", must(s.AccountData(ctx(t), alice, "vcard"))(t), []byte("<vCard/>"))
+	// Publishing after reopen still makes the newest item.
+	noErr(t, s.PublishItem(ctx(t), alice, node.Name, core.NodeConfig{}, items[0], 0))
+	checkItems(t, "pep items after reopen", must(s.PubItems(ctx(t), alice, node.Name, nil, 0))(t), items)
 	a := must(s.Account(ctx(t), alice))(t)
 	sameTime(t, "Created", a.Created, t0)
 	equal(t, "credentials", a.Credentials, []core.Credentials{cred})
@@ -1307,5 +1408,351 @@ func testArchivePrefs(t *testing.T, h *harness) {
 	}
 	if p, _ := s.ArchivePrefs(c, alice); p.Default != "never" || len(p.Always) != 0 {
 		t.Errorf("prefs replaced: %+v", p)
+	}
+}
+
+// pepCfg sets every field of core.NodeConfig (testPubNodes checks that
+// none is left zero), so each is proved to round-trip; Groups has a
+// duplicate and is out of order, which must be kept.
+var pepCfg = core.NodeConfig{
+	Access:        core.AccessRoster,
+	Groups:        []string{"Friends", "Family", "Friends"},
+	Persist:       true,
+	MaxItems:      core.MaxItemsUnbounded,
+	SendLast:      "on_sub_and_presence",
+	NotifyRetract: true,
+	Title:         "Avatar \u2713 <&>",
+}
+
+// checkItems compares items field by field: stamps with sameTime, payloads
+// exactly (nil stays nil).
+func checkItems(t *testing.T, what string, got, want []core.MarkupItem) {
+	t.Helper()
+	if len(got) != len(want) {
+		t.Errorf("%s: got %d items %v, want %v", what, len(got), itemIDs(got), itemIDs(want))
+		return
+	}
+	for i := range got {
+		g, w := got[i], want[i]
+		sameTime(t, fmt.Sprintf("%s[%d] stamp", what, i), g.Stamp, w.Stamp)
+		g.Stamp, w.Stamp = time.Time{}, time.Time{}
+		equal(t, fmt.Sprintf("%s[%d]", what, i), g, w)
+	}
+}
+
+func itemIDs(items []core.MarkupItem) string {
+	var ids []string
+	for _, it := range items {
+		ids = append(ids, it.ID)
+	}
+	return strings.Join(ids, ",")
+}
+
+func testPubNodes(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice, bob)
+	c := ctx(t)
+	v := reflect.ValueOf(pepCfg)
+	for i := 0; i < v.NumField(); i++ {
+		if v.Field(i).IsZero() {
+			t.Errorf("pepCfg leaves NodeConfig.%s zero: set it, so its round trip is tested", v.Type().Field(i).Name)
+		}
+	}
+	if _, ok := must3(s.PubNode(c, alice, "urn:b"))(t); ok {
+		t.Fatal("new store has a node")
+	}
+	if n := must(s.PubNodes(c, alice))(t); len(n) != 0 {
+		t.Fatalf("new store lists nodes %+v", n)
+	}
+
+	// Publishing creates the node with cfg; publishing again keeps it.
+	it1 := core.MarkupItem{ID: "1", Publisher: "alice@example.org/phone", Stamp: t0, Payload: []byte("<x/>")}
+	noErr(t, s.PublishItem(c, alice, "urn:b", pepCfg, it1, 0))
+	n, ok := must3(s.PubNode(c, alice, "urn:b"))(t)
+	if !ok {
+		t.Fatal("publish created no node")
+	}
+	equal(t, "node created by publish", n, core.MarkupNode{Owner: alice, Name: "urn:b", Config: pepCfg})
+	it2 := core.MarkupItem{ID: "2", Publisher: "alice@example.org/pc", Stamp: t0.Add(time.Second)}
+	noErr(t, s.PublishItem(c, alice, "urn:b", core.NodeConfig{Access: core.AccessOpen}, it2, 0))
+	n, _ = must3(s.PubNode(c, alice, "urn:b"))(t)
+	equal(t, "config after second publish", n.Config, pepCfg)
+
+	// PutPubNode creates and replaces; a replaced node keeps its items.
+	minimal := core.NodeConfig{Access: core.AccessPresence} // nil Groups stay nil
+	replaced := pepCfg
+	replaced.Groups, replaced.MaxItems, replaced.Persist = []string{"Work"}, 10, false
+	for _, nd := range []core.MarkupNode{
+		{Owner: alice, Name: "urn:c", Config: pepCfg},
+		{Owner: alice, Name: "urn:a", Config: minimal},
+		{Owner: alice, Name: "urn:b", Config: replaced},
+		{Owner: bob, Name: "urn:a", Config: pepCfg},
+	} {
+		noErr(t, s.PutPubNode(c, nd))
+	}
+	equal(t, "alice's nodes, by name", must(s.PubNodes(c, alice))(t), []core.MarkupNode{
+		{Owner: alice, Name: "urn:a", Config: minimal},
+		{Owner: alice, Name: "urn:b", Config: replaced},
+		{Owner: alice, Name: "urn:c", Config: pepCfg},
+	})
+	equal(t, "bob's nodes", must(s.PubNodes(c, bob))(t), []core.MarkupNode{{Owner: bob, Name: "urn:a", Config: pepCfg}})
+	checkItems(t, "items of the replaced node", must(s.PubItems(c, alice, "urn:b", nil, 0))(t), []core.MarkupItem{it2, it1})
+	if _, ok := must3(s.PubNode(c, bob, "urn:b"))(t); ok {
+		t.Error("bob sees alice's node")
+	}
+
+	for _, st := range []struct {
+		name  string
+		owner core.PrincipalID
+		node  string
+		want  bool
+	}{
+		{"delete", alice, "urn:b", true},
+		{"delete again", alice, "urn:b", false},
+		{"delete another's", bob, "urn:c", false},
+		{"delete never there", alice, "urn:z", false},
+	} {
+		if got := must(s.DeletePubNode(c, st.owner, st.node))(t); got != st.want {
+			t.Errorf("%s: DeletePubNode = %v, want %v", st.name, got, st.want)
+		}
+	}
+	if _, ok := must3(s.PubNode(c, alice, "urn:b"))(t); ok {
+		t.Error("deleted node still there")
+	}
+	if it := must(s.PubItems(c, alice, "urn:b", nil, 0))(t); len(it) != 0 {
+		t.Errorf("deleted node's items: %v", itemIDs(it))
+	}
+	if n := must(s.PubNodes(c, alice))(t); len(n) != 2 {
+		t.Errorf("after delete: %+v", n)
+	}
+	// Created again, the node starts empty.
+	noErr(t, s.PutPubNode(c, core.MarkupNode{Owner: alice, Name: "urn:b"}))
+	if it := must(s.PubItems(c, alice, "urn:b", nil, 0))(t); len(it) != 0 {
+		t.Errorf("recreated node has items: %v", itemIDs(it))
+	}
+}
+
+func testPubItems(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice, bob)
+	c := ctx(t)
+	const node = "urn:xmpp:microblog:0"
+	// Stamps differ in nanoseconds and come in t0's zone, to prove both
+	// survive.
+	item := func(id string, i int) core.MarkupItem {
+		return core.MarkupItem{ID: id, Publisher: core.AgentID(fmt.Sprintf("alice@example.org/r%d", i)),
+			Stamp: t0.Add(time.Duration(i)*time.Minute + time.Duration(i)), Payload: []byte(fmt.Sprintf("<entry n='%d'/>", i))}
+	}
+	stored := map[string]core.MarkupItem{}
+	publish := func(it core.MarkupItem) {
+		t.Helper()
+		noErr(t, s.PublishItem(c, alice, node, core.NodeConfig{}, it, 0))
+		stored[it.ID] = it
+	}
+	for i, id := range []string{"a", "b", "c", "d", "e"} {
+		publish(item(id, i))
+	}
+	// Same ids elsewhere are other items.
+	noErr(t, s.PublishItem(c, alice, "other", core.NodeConfig{}, item("a", 99), 0))
+	noErr(t, s.PublishItem(c, bob, node, core.NodeConfig{}, item("a", 98), 0))
+
+	retract := func(owner core.PrincipalID, n, id string, want bool) func() {
+		return func() {
+			t.Helper()
+			if got := must(s.RetractItem(c, owner, n, id))(t); got != want {
+				t.Errorf("RetractItem(%s, %s, %s) = %v, want %v", owner, n, id, got, want)
+			}
+		}
+	}
+	for _, st := range []struct {
+		name string
+		do   func()
+		ids  []string
+		max  int
+		want string
+	}{
+		{"newest first", nil, nil, 0, "e,d,c,b,a"},
+		{"max", nil, nil, 2, "e,d"},
+		{"max beyond count", nil, nil, 10, "e,d,c,b,a"},
+		{"negative max is all", nil, nil, -1, "e,d,c,b,a"},
+		{"ids, newest first, missing left out", nil, []string{"a", "nope", "c", "a"}, 0, "c,a"},
+		{"ids ignore max", nil, []string{"a", "b"}, 1, "b,a"},
+		{"only missing ids", nil, []string{"x", "y"}, 0, ""},
+		{"re-publish moves to newest and replaces", func() { publish(item("b", 7)) }, nil, 0, "b,e,d,c,a"},
+		{"re-published, by id", nil, []string{"e", "b"}, 0, "b,e"},
+		{"retract", retract(alice, node, "c", true), nil, 0, "b,e,d,a"},
+		{"retract again", retract(alice, node, "c", false), nil, 0, "b,e,d,a"},
+		{"retract in another node", retract(alice, "other", "d", false), nil, 0, "b,e,d,a"},
+		{"retract another's", retract(bob, node, "e", false), nil, 0, "b,e,d,a"},
+		{"retract newest", retract(alice, node, "b", true), nil, 0, "e,d,a"},
+		{"newest after retracting the newest", func() { publish(item("c", 8)) }, nil, 0, "c,e,d,a"},
+		{"no payload, zero stamp", func() {
+			publish(core.MarkupItem{ID: "f", Publisher: "alice@example.org/r"})
+		}, nil, 0, "f,c,e,d,a"},
+		{"binary payload", func() {
+			publish(core.MarkupItem{ID: "g", Publisher: "alice@example.org/r", Stamp: t0, Payload: []byte{0, 1, 0xfe, 0xff, 0}})
+		}, nil, 1, "g"},
+	} {
+		if st.do != nil {
+			st.do()
+		}
+		got := must(s.PubItems(c, alice, node, st.ids, st.max))(t)
+		var want []core.MarkupItem
+		if st.want != "" {
+			for _, id := range strings.Split(st.want, ",") {
+				want = append(want, stored[id])
+			}
+		}
+		checkItems(t, st.name, got, want)
+	}
+	checkItems(t, "other node", must(s.PubItems(c, alice, "other", nil, 0))(t), []core.MarkupItem{item("a", 99)})
+	checkItems(t, "bob's node", must(s.PubItems(c, bob, node, nil, 0))(t), []core.MarkupItem{item("a", 98)})
+	if it := must(s.PubItems(c, alice, "missing", nil, 0))(t); len(it) != 0 {
+		t.Errorf("missing node has items: %v", itemIDs(it))
+	}
+}
+
+// testPubTrim: PublishItem with keep > 0 leaves the newest keep items of
+// that node only.
+func testPubTrim(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice)
+	c := ctx(t)
+	for _, id := range []string{"x", "y"} {
+		noErr(t, s.PublishItem(c, alice, "untouched", core.NodeConfig{}, core.MarkupItem{ID: id}, 0))
+	}
+	for _, tc := range []struct {
+		name    string
+		publish string
+		keep    int
+		want    string
+	}{
+		{"keep 3 of 5", "1,2,3,4,5", 3, "5,4,3"},
+		{"keep 0 keeps all", "1,2,3,4,5", 0, "5,4,3,2,1"},
+		{"keep 1", "1,2,3", 1, "3"},
+		{"keep more than published", "1,2", 5, "2,1"},
+		{"re-publish within keep", "1,2,3,1", 3, "1,3,2"},
+		{"re-publish an evicted id", "1,2,3,4,1", 3, "1,4,3"},
+		{"re-publish the only item", "1,1,1", 1, "1"},
+	} {
+		for _, id := range strings.Split(tc.publish, ",") {
+			noErr(t, s.PublishItem(c, alice, tc.name, core.NodeConfig{}, core.MarkupItem{ID: id, Stamp: t0}, tc.keep))
+		}
+		if got := itemIDs(must(s.PubItems(c, alice, tc.name, nil, 0))(t)); got != tc.want {
+			t.Errorf("%s: %s, want %s", tc.name, got, tc.want)
+		}
+	}
+	// A later publish with a smaller keep trims what is there.
+	noErr(t, s.PublishItem(c, alice, "keep 0 keeps all", core.NodeConfig{}, core.MarkupItem{ID: "6"}, 2))
+	if got := itemIDs(must(s.PubItems(c, alice, "keep 0 keeps all", nil, 0))(t)); got != "6,5" {
+		t.Errorf("smaller keep: %s, want 6,5", got)
+	}
+	if got := itemIDs(must(s.PubItems(c, alice, "untouched", nil, 0))(t)); got != "y,x" {
+		t.Errorf("trimming touched another node: %s", got)
+	}
+}
+
+// testConcurrentPublish: publishers to one node with keep race readers;
+// no reader ever sees more than keep items, and what remains is each
+// publisher's newest.
+func testConcurrentPublish(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice)
+	const workers, each, keep, node = 8, 25, 5, "urn:n"
+	var wg sync.WaitGroup
+	errs := make(chan error, 3*workers*each)
+	for w := 0; w < workers; w++ {
+		wg.Add(2)
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				it := core.MarkupItem{ID: fmt.Sprintf("%d-%d", w, i), Stamp: time.Now(), Payload: []byte{byte(i)}}
+				errs <- s.PublishItem(ctx(t), alice, node, core.NodeConfig{}, it, keep)
+				if i%5 == 0 { // one id everyone re-publishes
+					errs <- s.PublishItem(ctx(t), alice, node, core.NodeConfig{}, core.MarkupItem{ID: "shared"}, keep)
+				}
+			}
+		}()
+		go func() {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				items, err := s.PubItems(ctx(t), alice, node, nil, 0)
+				if err == nil && len(items) > keep {
+					err = fmt.Errorf("reader saw %d items, keep is %d", len(items), keep)
+				}
+				errs <- err
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		if err != nil {
+			t.Error(err)
+		}
+	}
+	items := must(s.PubItems(ctx(t), alice, node, nil, 0))(t)
+	if len(items) != keep {
+		t.Fatalf("%d items left, want %d: %s", len(items), keep, itemIDs(items))
+	}
+	// Each publisher's items that remain are its newest, newest first.
+	next := map[int]int{}
+	seen := map[string]bool{}
+	for _, it := range items {
+		if seen[it.ID] {
+			t.Errorf("id %s twice", it.ID)
+		}
+		seen[it.ID] = true
+		var w, i int
+		if it.ID == "shared" {
+			continue
+		}
+		if _, err := fmt.Sscanf(it.ID, "%d-%d", &w, &i); err != nil {
+			t.Fatalf("item %q: %v", it.ID, err)
+		}
+		want, ok := next[w]
+		if !ok {
+			want = each - 1
+		}
+		if i != want {
+			t.Errorf("publisher %d: kept item %d, want %d (items %s)", w, i, want, itemIDs(items))
+		}
+		next[w] = i - 1
+	}
+}
+
+func testAccountData(t *testing.T, h *harness) {
+	s := h.s
+	create(t, s, alice, bob)
+	c := ctx(t)
+	const bookmarks, vcard = "jabber:iq:private storage:bookmarks", "vcard-temp"
+	noErr(t, s.PutAccountData(c, bob, vcard, []byte("<vCard><FN>Bob</FN></vCard>")))
+	for _, st := range []struct {
+		name  string
+		key   string
+		value []byte // stored under key, nil deletes
+		want  []byte // then read back
+	}{
+		{"set", bookmarks, []byte("<storage/>"), []byte("<storage/>")},
+		{"overwrite", bookmarks, []byte("<storage><conference/></storage>"), []byte("<storage><conference/></storage>")},
+		{"binary", vcard, []byte{0, 1, 0xfe, 0xff, 0}, []byte{0, 1, 0xfe, 0xff, 0}},
+		{"empty is not none", "empty", []byte{}, []byte{}},
+		{"delete", bookmarks, nil, nil},
+		{"delete again", bookmarks, nil, nil},
+		{"delete never set", "never", nil, nil},
+	} {
+		if err := s.PutAccountData(c, alice, st.key, st.value); err != nil {
+			t.Fatalf("%s: %v", st.name, err)
+		}
+		equal(t, st.name, must(s.AccountData(c, alice, st.key))(t), st.want)
+	}
+	// Keys are separate, owners are separate.
+	equal(t, "vcard after bookmarks deleted", must(s.AccountData(c, alice, vcard))(t), []byte{0, 1, 0xfe, 0xff, 0})
+	equal(t, "bob's vcard", must(s.AccountData(c, bob, vcard))(t), []byte("<vCard><FN>Bob</FN></vCard>"))
+	if v := must(s.AccountData(c, bob, bookmarks))(t); v != nil {
+		t.Errorf("bob sees %q", v)
+	}
+	if v := must(s.AccountData(c, remote, vcard))(t); v != nil {
+		t.Errorf("unknown owner has %q", v)
 	}
 }

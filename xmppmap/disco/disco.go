@@ -37,11 +37,32 @@ type NodeInfo struct {
 	Features   []string
 }
 
+// AccountNodes describes the nodes of an account (its PEP nodes), as the
+// requester may see them.
+type AccountNodes interface {
+	// AccountItems lists the items at node ("" for the account itself);
+	// ok is false when there is no such node for the requester.
+	AccountItems(q *xmppmap.IQ, owner core.PrincipalID, node string) (items []Item, ok bool)
+	// AccountNodeInfo describes node; nil when there is none for the
+	// requester.
+	AccountNodeInfo(q *xmppmap.IQ, owner core.PrincipalID, node string) *NodeInfo
+}
+
 // Module answers disco#info and disco#items.
 type Module struct {
 	items map[string]func(q *xmppmap.IQ) []Item    // by node, on the server
 	nodes map[string]func(q *xmppmap.IQ) *NodeInfo // by node, on the server; nil: no such node
+
+	accountIDs   []Identity
+	accountNodes AccountNodes
 }
+
+// AccountIdentity adds an identity of every account's bare JID (XEP-0163
+// §4: pubsub/pep).
+func (m *Module) AccountIdentity(id Identity) { m.accountIDs = append(m.accountIDs, id) }
+
+// SetAccountNodes sets the provider of accounts' nodes and items.
+func (m *Module) SetAccountNodes(n AccountNodes) { m.accountNodes = n }
 
 // New returns the module; register item and node providers before Use.
 func New() *Module {
@@ -63,15 +84,15 @@ func (m *Module) Register(s *xmppmap.Server) {
 	s.HandleIQ(xmppmap.ToServer, NSInfo, "query", func(q *xmppmap.IQ) { m.serverInfo(s, q) })
 	s.HandleIQ(xmppmap.ToServer, NSItems, "query", m.serverItems)
 	s.HandleIQ(xmppmap.ToAccount, NSInfo, "query", func(q *xmppmap.IQ) { m.accountInfo(s, q, q.Account()) })
-	s.HandleIQ(xmppmap.ToAccount, NSItems, "query", m.accountItems)
+	s.HandleIQ(xmppmap.ToAccount, NSItems, "query", func(q *xmppmap.IQ) { m.accountItems(q, q.Account()) })
 	s.HandleIQ(xmppmap.ToContact, NSInfo, "query", func(q *xmppmap.IQ) {
 		if contact, ok := m.visible(s, q); ok {
 			m.accountInfo(s, q, contact)
 		}
 	})
 	s.HandleIQ(xmppmap.ToContact, NSItems, "query", func(q *xmppmap.IQ) {
-		if _, ok := m.visible(s, q); ok {
-			m.accountItems(q)
+		if contact, ok := m.visible(s, q); ok {
+			m.accountItems(q, contact)
 		}
 	})
 }
@@ -117,11 +138,18 @@ func (m *Module) serverInfo(s *xmppmap.Server, q *xmppmap.IQ) {
 // visible checks that the requester may learn about the contact: it exists
 // and the ACCESS RULES let the requester see its presence (XEP-0030 §4.2
 // and RFC 6120 §10.5.3: otherwise the server answers as if it were not
-// there).
+// there). A query about one of its nodes is left to the node's own access
+// model (an open PEP node is readable by anyone not blocked).
 func (m *Module) visible(s *xmppmap.Server, q *xmppmap.IQ) (core.PrincipalID, bool) {
 	contact := core.PrincipalID(q.To.Bare().String())
 	ctx := context.Background()
-	ok, err := s.Engine().MayWatch(ctx, contact, q.Account())
+	var ok bool
+	var err error
+	if q.Payload.Get("node") != "" && m.accountNodes != nil {
+		ok = !s.Engine().Refuses(ctx, contact, q.Account())
+	} else {
+		ok, err = s.Engine().MayWatch(ctx, contact, q.Account())
+	}
 	if err == nil && ok {
 		ok, err = s.Engine().Exists(ctx, contact)
 	}
@@ -132,15 +160,24 @@ func (m *Module) visible(s *xmppmap.Server, q *xmppmap.IQ) (core.PrincipalID, bo
 	return contact, true
 }
 
-func (m *Module) accountInfo(s *xmppmap.Server, q *xmppmap.IQ, _ core.PrincipalID) {
+func (m *Module) accountInfo(s *xmppmap.Server, q *xmppmap.IQ, owner core.PrincipalID) {
 	if !getOnly(q) {
 		return
 	}
-	if q.Payload.Get("node") != "" {
-		q.Error(errNotFound)
+	if node := q.Payload.Get("node"); node != "" {
+		var info *NodeInfo
+		if m.accountNodes != nil {
+			info = m.accountNodes.AccountNodeInfo(q, owner, node)
+		}
+		if info == nil {
+			q.Error(errNotFound)
+			return
+		}
+		q.Result(infoXML(node, info))
 		return
 	}
-	q.Result(infoXML("", &NodeInfo{Identities: []Identity{{Category: "account", Type: "registered"}}, Features: s.Features(true)}))
+	ids := append([]Identity{{Category: "account", Type: "registered"}}, m.accountIDs...)
+	q.Result(infoXML("", &NodeInfo{Identities: ids, Features: s.Features(true)}))
 }
 
 func (m *Module) serverItems(q *xmppmap.IQ) {
@@ -160,12 +197,23 @@ func (m *Module) serverItems(q *xmppmap.IQ) {
 	q.Result(itemsXML(node, items))
 }
 
-func (m *Module) accountItems(q *xmppmap.IQ) {
+func (m *Module) accountItems(q *xmppmap.IQ, owner core.PrincipalID) {
 	if !getOnly(q) {
 		return
 	}
-	// PEP nodes will be listed here (XEP-0163).
-	q.Result(itemsXML(q.Payload.Get("node"), nil))
+	node := q.Payload.Get("node")
+	var items []Item
+	if m.accountNodes != nil {
+		var ok bool
+		if items, ok = m.accountNodes.AccountItems(q, owner, node); !ok {
+			q.Error(errNotFound)
+			return
+		}
+	} else if node != "" {
+		q.Error(errNotFound)
+		return
+	}
+	q.Result(itemsXML(node, items))
 }
 
 func infoXML(node string, info *NodeInfo) []byte {
