@@ -121,3 +121,6 @@ func (c *TestClient) Request(x string) *Element {
 		}
 	}
 }
+
+// Close drops the client's end of the connection: the session ends.
+func (c *TestClient) Close() { _ = c.conn.Close() }

@@ -219,6 +219,18 @@ func (s *Server) OnShutdown(f func()) { s.stopHooks = append(s.stopHooks, f) }
 // OnSessionEnd adds a hook run when a bound session ends.
 func (s *Server) OnSessionEnd(f func(Session)) { s.endHooks = append(s.endHooks, f) }
 
+// PresenceEvent is a client's broadcast available presence, before the
+// engine publishes it.
+type PresenceEvent struct {
+	Session Session
+	Stanza  *Element // hooks may change it (e.g. add a child) before it is published
+	First   bool     // the session's initial presence
+}
+
+// OnPresence adds a hook run on the session's goroutine for each broadcast
+// available presence, before its tuple is built and published.
+func (s *Server) OnPresence(f func(*PresenceEvent)) { s.presHooks = append(s.presHooks, f) }
+
 // RouteEvent is a directed presence or an IQ about to be routed between
 // accounts of this server; messages and presence broadcasts go through
 // the engine's rules instead.

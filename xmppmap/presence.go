@@ -83,6 +83,15 @@ func (ss *session) tuple(el *Element) core.Tuple {
 
 func (ss *session) publish(ctx context.Context, el *Element) {
 	first := !ss.available
+	if len(ss.srv.presHooks) > 0 {
+		ev := &PresenceEvent{Session: Session{ss}, Stanza: el, First: first}
+		for _, f := range ss.srv.presHooks {
+			f(ev)
+		}
+		if ev.Stanza != nil {
+			el = ev.Stanza
+		}
+	}
 	t := ss.tuple(el)
 	ss.available = true
 	if err := ss.srv.engine.Publish(ctx, t); err != nil {

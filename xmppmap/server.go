@@ -86,6 +86,7 @@ type Server struct {
 	msgHooks        []func(*MessageEvent)
 	preHooks        []func(*MessageEvent)
 	endHooks        []func(Session)
+	presHooks       []func(*PresenceEvent)
 	stopHooks       []func()
 	routeFilters    []func(*RouteEvent) *StanzaError
 	nonzas          map[nonzaKey]func(*session, *Element) error

@@ -93,6 +93,12 @@ type session struct {
 	interested atomic.Bool // requested the roster (RFC 6121 §2.1.6)
 	values     sync.Map    // module state (Session.Value)
 	directed   map[string]struct{}
+
+	// Server-originated IQ requests awaiting the client's answer
+	// (Session.Request), guarded by reqMu.
+	reqMu     sync.Mutex
+	reqs      map[string]*pendingRequest
+	reqsEnded bool
 }
 
 func newSession(s *Server, conn net.Conn, direct bool, onExit func()) *session {
@@ -269,6 +275,7 @@ func (ss *session) finish() {
 			if ss.sm != nil {
 				ss.srv.sm.forget(ss.sm.id, ss)
 			}
+			ss.endRequests()
 			for _, f := range ss.srv.endHooks {
 				f(Session{ss})
 			}

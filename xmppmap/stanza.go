@@ -130,6 +130,9 @@ func (ss *session) handleIQ(iq *Element, to jid.JID) {
 		ss.pingID = "" // the client answered the idle ping
 		return
 	}
+	if !request && ss.answer(iq, to) {
+		return // the answer to a request of the server (Session.Request)
+	}
 	tt := ss.classifyTo(to)
 	if tt == toLocal && !ss.srv.mayRoute(ss, iq, to) {
 		return
