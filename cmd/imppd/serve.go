@@ -63,6 +63,8 @@ func serve(args []string, stderr io.Writer) error {
 		Started:          time.Now(),
 		Blocklists:       store,
 		Archive:          store,
+		PEP:              store,
+		AccountData:      store,
 		ArchiveRetention: time.Duration(cfg.Archive.RetentionDays) * 24 * time.Hour,
 		Logger:           log,
 		Accounts:         store,

@@ -43,7 +43,7 @@ func TestDocsUpToDate(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}, Archive: noArchive{}, Accounts: noAccounts{}})...)
+	srv.Use(Modules(Options{Version: "test", Blocklists: noBlocklists{}, Archive: noArchive{}, Accounts: noAccounts{}, PEP: noPEP{}, AccountData: noData{}})...)
 	want := markdown(srv.XEPs())
 	const path = "../../docs/XEPS.md"
 	if os.Getenv("IMPPD_UPDATE_DOCS") != "" {
@@ -93,3 +93,30 @@ func (noAccounts) SetCredentials(context.Context, core.PrincipalID, []core.Crede
 	return nil
 }
 func (noAccounts) ListAccounts(context.Context) ([]core.PrincipalID, error) { return nil, nil }
+
+type noPEP struct{}
+
+func (noPEP) PubNode(context.Context, core.PrincipalID, string) (core.MarkupNode, bool, error) {
+	return core.MarkupNode{}, false, nil
+}
+func (noPEP) PubNodes(context.Context, core.PrincipalID) ([]core.MarkupNode, error) { return nil, nil }
+func (noPEP) PutPubNode(context.Context, core.MarkupNode) error                     { return nil }
+func (noPEP) DeletePubNode(context.Context, core.PrincipalID, string) (bool, error) {
+	return false, nil
+}
+func (noPEP) PublishItem(context.Context, core.PrincipalID, string, core.NodeConfig, core.MarkupItem, int) error {
+	return nil
+}
+func (noPEP) RetractItem(context.Context, core.PrincipalID, string, string) (bool, error) {
+	return false, nil
+}
+func (noPEP) PubItems(context.Context, core.PrincipalID, string, []string, int) ([]core.MarkupItem, error) {
+	return nil, nil
+}
+
+type noData struct{}
+
+func (noData) AccountData(context.Context, core.PrincipalID, string) ([]byte, error) { return nil, nil }
+func (noData) PutAccountData(context.Context, core.PrincipalID, string, []byte) error {
+	return nil
+}

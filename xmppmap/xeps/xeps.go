@@ -17,8 +17,10 @@ import (
 	"github.com/imppd/imppd/xmppmap/disco"
 	"github.com/imppd/imppd/xmppmap/last"
 	"github.com/imppd/imppd/xmppmap/mam"
+	"github.com/imppd/imppd/xmppmap/pep"
 	"github.com/imppd/imppd/xmppmap/ping"
 	"github.com/imppd/imppd/xmppmap/register"
+	"github.com/imppd/imppd/xmppmap/vcard"
 	"github.com/imppd/imppd/xmppmap/version"
 	"github.com/imppd/imppd/xmppmap/watchinfo"
 	"github.com/imppd/imppd/xmppmap/xtime"
@@ -37,6 +39,10 @@ type Options struct {
 	ScramIterations int
 	// OpenRegistration allows in-band account creation (XEP-0077).
 	OpenRegistration bool
+	// PEP stores accounts' personal eventing nodes (XEP-0163).
+	PEP pep.Store
+	// AccountData stores vCards (XEP-0054) and private XML (XEP-0049).
+	AccountData vcard.Store
 	// Disabled lists XEP numbers switched off by the administrator.
 	Disabled []int
 }
@@ -65,12 +71,31 @@ func Modules(o Options) []xmppmap.Module {
 	if o.Archive != nil {
 		mods = append(mods, mam.New(o.Archive, o.ArchiveRetention, o.Logger))
 	}
+	// PEP learns clients' "+notify" interests from the capabilities cache.
+	var capsMod *caps.Module
+	if !slices.Contains(o.Disabled, 115) {
+		capsMod = caps.New(d)
+	}
+	var pp vcard.PEP // a nil interface without PEP
+	if o.PEP != nil && !slices.Contains(o.Disabled, 163) {
+		var c pep.Caps
+		if capsMod != nil {
+			c = capsMod
+		}
+		p := pep.New(o.PEP, c, d, o.Logger)
+		mods = append(mods, p)
+		mods = append(mods, pep.Related()...)
+		pp = p
+	}
+	if o.AccountData != nil {
+		mods = append(mods, vcard.New(o.AccountData, pp)...)
+	}
 	// disco goes last so that the others have added their items first.
 	mods = append(mods, cmds, d)
 	mods = slices.DeleteFunc(mods, func(m xmppmap.Module) bool { return slices.Contains(o.Disabled, m.XEP().Number) })
 	// caps hashes the features of everything before it: last.
-	if !slices.Contains(o.Disabled, 115) {
-		mods = append(mods, caps.New(d))
+	if capsMod != nil {
+		mods = append(mods, capsMod)
 	}
 	return mods
 }
