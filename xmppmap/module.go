@@ -227,6 +227,13 @@ type PresenceEvent struct {
 	First   bool     // the session's initial presence
 }
 
+// OnSubscription adds a hook run after the parties of a subscription were
+// told of a change (fx as in core.Notifier.Subscription); PEP sends the
+// last published items to a newly approved watcher.
+func (s *Server) OnSubscription(f func(sub core.Subscription, fx core.Effect)) {
+	s.subHooks = append(s.subHooks, f)
+}
+
 // OnPresence adds a hook run on the session's goroutine for each broadcast
 // available presence, before its tuple is built and published.
 func (s *Server) OnPresence(f func(*PresenceEvent)) { s.presHooks = append(s.presHooks, f) }

@@ -396,3 +396,29 @@ func TestPEPRequests(t *testing.T) {
 	}
 	quiet(t, bob, "pubsub#event")
 }
+
+func TestPEPLastItemOnSubscription(t *testing.T) {
+	s, _, caps := newPEPServer(t)
+	alice := s.Connect(t, "alice@localhost/a")
+	eve := s.Connect(t, "eve@localhost/e")
+	alice.Send(`<presence/>`)
+	eve.Send(`<presence/>`)
+	caps.set(s, "eve@localhost/e", "urn:test:mood+notify", "urn:test:never+notify")
+	for _, n := range []string{"urn:test:mood", "urn:test:never"} {
+		o := ""
+		if n == "urn:test:never" {
+			o = opt("send_last_published_item", "never")
+		}
+		if el := alice.Request(publishIQ("p", n, "current", "<m xmlns='urn:test'>"+n+"</m>", o)); el.Get("type") != "result" {
+			t.Fatal(el)
+		}
+	}
+	quiet(t, eve, "pubsub#event") // a stranger is told nothing
+	eve.Send(`<presence type='subscribe' to='alice@localhost'/>`)
+	nextWith(t, alice, "type='subscribe'")
+	alice.Send(`<presence type='subscribed' to='eve@localhost'/>`)
+	if x := nextWith(t, eve, "pubsub#event"); !strings.Contains(x, "urn:test:mood</m>") {
+		t.Fatalf("last item on subscription: %s", x)
+	}
+	quiet(t, eve, "urn:test:never</m>")
+}

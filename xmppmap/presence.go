@@ -328,6 +328,11 @@ func (s *Server) Subscription(_ context.Context, sub core.Subscription, fx core.
 	if fx.Has(core.FxCancelled) {
 		send(sub.Presentity, sub.Watcher, "unsubscribe", nil)
 	}
+	if to == "" {
+		for _, f := range s.subHooks {
+			f(sub, fx)
+		}
+	}
 }
 
 // Deliver implements core.Notifier: an instant message to one agent. A

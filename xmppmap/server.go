@@ -87,6 +87,7 @@ type Server struct {
 	preHooks        []func(*MessageEvent)
 	endHooks        []func(Session)
 	presHooks       []func(*PresenceEvent)
+	subHooks        []func(core.Subscription, core.Effect)
 	stopHooks       []func()
 	routeFilters    []func(*RouteEvent) *StanzaError
 	nonzas          map[nonzaKey]func(*session, *Element) error

@@ -83,7 +83,7 @@ var Features = func() []string {
 
 func (m *Module) XEP() xmppmap.XEP {
 	return xmppmap.XEP{Number: 163, Title: "Personal Eventing Protocol", Version: "1.2.2",
-		Status:          "complete, over the XEP-0060 subset listed under XEP-0060",
+		Status:          "complete, over the XEP-0060 subset listed under XEP-0060; last items on presence and on subscription",
 		AccountFeatures: Features}
 }
 
@@ -97,6 +97,7 @@ func (m *Module) Register(s *xmppmap.Server) {
 	if m.caps != nil {
 		m.caps.OnChange(m.interestChanged)
 	}
+	s.OnSubscription(m.subscribed)
 }
 
 // OnPublish registers f, run after an item of node was published by a
@@ -384,25 +385,54 @@ func (m *Module) interestChanged(s xmppmap.Session, features []string) {
 	}
 	to := []core.AgentID{core.AgentID(s.JID().String())}
 	for _, owner := range append([]core.PrincipalID{w}, owners...) {
-		nodes, err := m.store.PubNodes(ctx, owner)
-		if err != nil {
-			m.log.Warn("pep last items", "jid", s.JID().String(), "owner", owner, "err", err)
+		m.sendLast(ctx, owner, w, to, func(n core.MarkupNode) bool {
+			return fresh[n.Name] && n.Config.SendLast == sendOnSubAndPres
+		})
+	}
+}
+
+// subscribed sends a newly approved watcher's available resources the last
+// item of each of the presentity's nodes they are interested in
+// (send_last_published_item on_sub, XEP-0060 §12.20).
+func (m *Module) subscribed(sub core.Subscription, fx core.Effect) {
+	if !fx.Has(core.FxApproved) {
+		return
+	}
+	var to []core.AgentID
+	for _, a := range m.srv.Engine().Agents(sub.Watcher) {
+		if a.Available {
+			to = append(to, a.ID)
+		}
+	}
+	if len(to) == 0 {
+		return
+	}
+	m.sendLast(context.Background(), sub.Presentity, sub.Watcher, to, func(n core.MarkupNode) bool {
+		return n.Config.SendLast != sendNever
+	})
+}
+
+// sendLast sends agents of watcher w the last item of each of owner's nodes
+// that want says and w may read; send filters by +notify.
+func (m *Module) sendLast(ctx context.Context, owner, w core.PrincipalID, to []core.AgentID, want func(core.MarkupNode) bool) {
+	nodes, err := m.store.PubNodes(ctx, owner)
+	if err != nil {
+		m.log.Warn("pep last items", "owner", owner, "err", err)
+		return
+	}
+	for _, n := range nodes {
+		if !want(n) {
 			continue
 		}
-		for _, n := range nodes {
-			if !fresh[n.Name] || n.Config.SendLast != sendOnSubAndPres {
-				continue
-			}
-			if ok, _ := m.allowed(ctx, owner, w, n.Config); !ok {
-				continue
-			}
-			its, err := m.store.PubItems(ctx, owner, n.Name, nil, 1)
-			if err != nil || len(its) == 0 {
-				continue
-			}
-			delay := "<delay xmlns='" + nsDelay + "' stamp='" + its[0].Stamp.UTC().Format(time.RFC3339Nano) + "'/>"
-			m.send(ctx, n, to, "<items node='"+xmppmap.Escape(n.Name)+"'>"+itemXML(its[0])+"</items>", delay)
+		if ok, _ := m.allowed(ctx, owner, w, n.Config); !ok {
+			continue
 		}
+		its, err := m.store.PubItems(ctx, owner, n.Name, nil, 1)
+		if err != nil || len(its) == 0 {
+			continue
+		}
+		delay := "<delay xmlns='" + nsDelay + "' stamp='" + its[0].Stamp.UTC().Format(time.RFC3339Nano) + "'/>"
+		m.send(ctx, n, to, "<items node='"+xmppmap.Escape(n.Name)+"'>"+itemXML(its[0])+"</items>", delay)
 	}
 }
 
