@@ -422,3 +422,25 @@ func TestPEPLastItemOnSubscription(t *testing.T) {
 	}
 	quiet(t, eve, "urn:test:never</m>")
 }
+
+func TestPEPNodeDefaults(t *testing.T) {
+	s, p, _ := newPEPServer(t)
+	p.SetDefault("urn:test:private", core.NodeConfig{Access: core.AccessWhitelist, Persist: true, MaxItems: 5, SendLast: "never"})
+	alice := s.Connect(t, "alice@localhost/a")
+	bob := s.Connect(t, "bob@localhost/b")
+	for _, n := range []string{"urn:test:private", "urn:test:public"} {
+		if el := alice.Request(publishIQ("p", n, "x", "<x xmlns='urn:t'/>", "")); el.Get("type") != "result" {
+			t.Fatal(el)
+		}
+	}
+	for n, want := range map[string]string{"urn:test:private": "closed-node", "urn:test:public": "type='result'"} {
+		got := bob.Request(`<iq type='get' id='g' to='alice@localhost'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='` + n + `'/></pubsub></iq>`).String()
+		if !strings.Contains(got, want) {
+			t.Errorf("%s: %s", n, got)
+		}
+	}
+	// The node's own default shows in its configuration.
+	if got := alice.Request(`<iq type='get' id='c'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:test:private'/></pubsub></iq>`).String(); !strings.Contains(got, "<value>5</value>") {
+		t.Errorf("configuration: %s", got)
+	}
+}

@@ -258,7 +258,7 @@ func (m *Module) create(ctx context.Context, q *xmppmap.IQ, op *xmppmap.Element,
 		reply(q, errNodeRequired) // no instant nodes on PEP
 		return
 	}
-	cfg := DefaultConfig()
+	cfg := m.defaultFor(name)
 	for _, r := range rest {
 		if r.Name.Space != NS || r.Name.Local != "configure" {
 			reply(q, errBadRequest)

@@ -14,6 +14,7 @@ import (
 	"errors"
 	"hash/maphash"
 	"log/slog"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -50,6 +51,21 @@ type Module struct {
 
 	publishHooks map[string][]func(context.Context, core.PrincipalID, core.MarkupItem)
 	retractHooks map[string][]func(context.Context, core.PrincipalID, string)
+	defaults     map[string]core.NodeConfig
+}
+
+// SetDefault makes cfg the configuration of node when it is created
+// without one, instead of DefaultConfig: private data such as bookmarks
+// stays private even when a client publishes it without publish-options.
+// Call it before the server starts.
+func (m *Module) SetDefault(node string, cfg core.NodeConfig) { m.defaults[node] = cfg }
+
+func (m *Module) defaultFor(node string) core.NodeConfig {
+	if c, ok := m.defaults[node]; ok {
+		c.Groups = slices.Clone(c.Groups)
+		return c
+	}
+	return DefaultConfig()
 }
 
 // New returns the module. It registers its account identity and nodes
@@ -60,7 +76,8 @@ func New(store Store, caps Caps, d *disco.Module, log *slog.Logger) *Module {
 	}
 	m := &Module{store: store, caps: caps, disco: d, log: log, seed: maphash.MakeSeed(),
 		publishHooks: map[string][]func(context.Context, core.PrincipalID, core.MarkupItem){},
-		retractHooks: map[string][]func(context.Context, core.PrincipalID, string){}}
+		retractHooks: map[string][]func(context.Context, core.PrincipalID, string){},
+		defaults:     map[string]core.NodeConfig{}}
 	d.AccountIdentity(disco.Identity{Category: "pubsub", Type: "pep"})
 	d.SetAccountNodes(m)
 	return m
@@ -125,7 +142,7 @@ var errNoNode = errors.New("pep: no such node")
 // id) of owner's node, creating the node with cfg (nil: DefaultConfig) if
 // absent, and notifies as for a client's publish. It returns the item id.
 func (m *Module) Publish(ctx context.Context, owner core.PrincipalID, node, id string, payload []byte, cfg *core.NodeConfig) (string, error) {
-	c := DefaultConfig()
+	c := m.defaultFor(node)
 	if cfg != nil {
 		c = *cfg
 	}
@@ -153,7 +170,7 @@ func (m *Module) publish(ctx context.Context, owner core.PrincipalID, node, id s
 		return core.MarkupItem{}, n, err
 	}
 	if !ok {
-		n = core.MarkupNode{Owner: owner, Name: node, Config: DefaultConfig()}
+		n = core.MarkupNode{Owner: owner, Name: node, Config: m.defaultFor(node)}
 		nodes, err := m.store.PubNodes(ctx, owner)
 		if err != nil {
 			return core.MarkupItem{}, n, err

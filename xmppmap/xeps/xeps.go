@@ -12,6 +12,7 @@ import (
 	"github.com/imppd/imppd/xmppmap/adhoc"
 	"github.com/imppd/imppd/xmppmap/admin"
 	"github.com/imppd/imppd/xmppmap/blocking"
+	"github.com/imppd/imppd/xmppmap/bookmarks"
 	"github.com/imppd/imppd/xmppmap/caps"
 	"github.com/imppd/imppd/xmppmap/carbons"
 	"github.com/imppd/imppd/xmppmap/disco"
@@ -19,6 +20,7 @@ import (
 	"github.com/imppd/imppd/xmppmap/mam"
 	"github.com/imppd/imppd/xmppmap/pep"
 	"github.com/imppd/imppd/xmppmap/ping"
+	"github.com/imppd/imppd/xmppmap/private"
 	"github.com/imppd/imppd/xmppmap/register"
 	"github.com/imppd/imppd/xmppmap/vcard"
 	"github.com/imppd/imppd/xmppmap/version"
@@ -86,6 +88,15 @@ func Modules(o Options) []xmppmap.Module {
 		mods = append(mods, p)
 		mods = append(mods, pep.Related()...)
 		pp = p
+		if o.AccountData != nil {
+			// Bookmarks stay private even when a client creates their
+			// node without publish-options.
+			p.SetDefault(bookmarks.NS, *bookmarks.NodeConfig())
+			p.SetDefault(bookmarks.NSLegacy, *bookmarks.LegacyNodeConfig())
+			priv := private.New(o.AccountData, private.Options{})
+			bm := bookmarks.New(p, priv, o.AccountData, o.Logger)
+			mods = append(mods, priv, bm, bm.Legacy(), bm.Conversion())
+		}
 	}
 	if o.AccountData != nil {
 		mods = append(mods, vcard.New(o.AccountData, pp)...)
