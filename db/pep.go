@@ -241,3 +241,13 @@ func (d *DB) PutAccountData(ctx context.Context, owner core.PrincipalID, key str
 		return nil
 	})
 }
+
+// PubBytes is the size of the payloads of all owner's items, for quotas.
+func (d *DB) PubBytes(ctx context.Context, owner core.PrincipalID) (int64, error) {
+	var n int64
+	err := d.view(ctx, func(t *tx) error {
+		return wrap(t.q.QueryRowContext(ctx, `SELECT COALESCE(SUM(LENGTH(payload)), 0) FROM pep_items WHERE owner = ?`, owner).Scan(&n),
+			"pep usage of %s", owner)
+	})
+	return n, err
+}

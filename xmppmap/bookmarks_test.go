@@ -4,13 +4,11 @@ package xmppmap_test
 // (XEP-0402 compatibility, XEP-0048, XEP-0411) over the real PEP module.
 
 import (
-	"context"
 	"slices"
 	"strings"
 	"sync"
 	"testing"
 
-	"github.com/imppd/imppd/core"
 	"github.com/imppd/imppd/xmppmap"
 	"github.com/imppd/imppd/xmppmap/bookmarks"
 	"github.com/imppd/imppd/xmppmap/disco"
@@ -19,117 +17,6 @@ import (
 )
 
 var _ bookmarks.PEP = (*pep.Module)(nil)
-
-// bmPubStore is an in-memory pep.Store.
-type bmPubStore struct {
-	mu    sync.Mutex
-	nodes map[string]core.MarkupNode
-	items map[string][]core.MarkupItem // oldest first
-}
-
-func bmKey(o core.PrincipalID, n string) string { return string(o) + "\x00" + n }
-
-func (s *bmPubStore) PubNode(_ context.Context, o core.PrincipalID, n string) (core.MarkupNode, bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	v, ok := s.nodes[bmKey(o, n)]
-	return v, ok, nil
-}
-
-func (s *bmPubStore) PubNodes(_ context.Context, o core.PrincipalID) ([]core.MarkupNode, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []core.MarkupNode
-	for _, n := range s.nodes {
-		if n.Owner == o {
-			out = append(out, n)
-		}
-	}
-	slices.SortFunc(out, func(a, b core.MarkupNode) int { return strings.Compare(a.Name, b.Name) })
-	return out, nil
-}
-
-func (s *bmPubStore) PutPubNode(_ context.Context, n core.MarkupNode) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.nodes[bmKey(n.Owner, n.Name)] = n
-	return nil
-}
-
-func (s *bmPubStore) DeletePubNode(_ context.Context, o core.PrincipalID, n string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := bmKey(o, n)
-	_, ok := s.nodes[k]
-	delete(s.nodes, k)
-	delete(s.items, k)
-	return ok, nil
-}
-
-func (s *bmPubStore) PublishItem(_ context.Context, o core.PrincipalID, n string, cfg core.NodeConfig, it core.MarkupItem, keep int) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := bmKey(o, n)
-	if _, ok := s.nodes[k]; !ok {
-		s.nodes[k] = core.MarkupNode{Owner: o, Name: n, Config: cfg}
-	}
-	its := slices.DeleteFunc(s.items[k], func(x core.MarkupItem) bool { return x.ID == it.ID })
-	its = append(its, it)
-	if keep > 0 && len(its) > keep {
-		its = its[len(its)-keep:]
-	}
-	s.items[k] = its
-	return nil
-}
-
-func (s *bmPubStore) RetractItem(_ context.Context, o core.PrincipalID, n, id string) (bool, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	k := bmKey(o, n)
-	before := len(s.items[k])
-	s.items[k] = slices.DeleteFunc(s.items[k], func(x core.MarkupItem) bool { return x.ID == id })
-	return len(s.items[k]) < before, nil
-}
-
-func (s *bmPubStore) PubItems(_ context.Context, o core.PrincipalID, n string, ids []string, max int) ([]core.MarkupItem, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	var out []core.MarkupItem
-	its := s.items[bmKey(o, n)]
-	for i := len(its) - 1; i >= 0; i-- {
-		if len(ids) > 0 && !slices.Contains(ids, its[i].ID) {
-			continue
-		}
-		out = append(out, its[i])
-		if len(ids) == 0 && max > 0 && len(out) == max {
-			break
-		}
-	}
-	return out, nil
-}
-
-// bmData is an in-memory private.Store.
-type bmData struct {
-	mu sync.Mutex
-	m  map[string][]byte
-}
-
-func (s *bmData) AccountData(_ context.Context, o core.PrincipalID, k string) ([]byte, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.m[bmKey(o, k)], nil
-}
-
-func (s *bmData) PutAccountData(_ context.Context, o core.PrincipalID, k string, v []byte) error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if v == nil {
-		delete(s.m, bmKey(o, k))
-	} else {
-		s.m[bmKey(o, k)] = v
-	}
-	return nil
-}
 
 // bmCaps is a capabilities cache the test fills itself.
 type bmCaps struct {
@@ -148,9 +35,9 @@ func (c *bmCaps) OnChange(func(xmppmap.Session, []string)) {}
 func bmServer(t *testing.T) (*xmppmap.TestServer, *bmCaps) {
 	s := xmppmap.NewTestServer(t, "alice@localhost", "bob@localhost")
 	caps := &bmCaps{m: map[string][]string{}}
-	data := &bmData{m: map[string][]byte{}}
+	data := &memData{m: map[string][]byte{}}
 	d := disco.New()
-	p := pep.New(&bmPubStore{nodes: map[string]core.MarkupNode{}, items: map[string][]core.MarkupItem{}}, caps, d, nil)
+	p := pep.New(newMemPEP(), caps, d, nil)
 	priv := private.New(data, private.Options{MaxItems: 3})
 	bm := bookmarks.New(p, priv, data, nil)
 	s.Use(priv, p, bm, bm.Legacy(), bm.Conversion(), d)

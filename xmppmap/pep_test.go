@@ -106,6 +106,20 @@ func (s *memPEP) PubItems(_ context.Context, o core.PrincipalID, n string, ids [
 	return out, nil
 }
 
+func (s *memPEP) PubBytes(_ context.Context, o core.PrincipalID) (int64, error) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	var n int64
+	for k, its := range s.items {
+		if strings.HasPrefix(k, string(o)+"\x00") {
+			for _, it := range its {
+				n += int64(len(it.Payload))
+			}
+		}
+	}
+	return n, nil
+}
+
 // fakeCaps is a capabilities cache the test fills itself.
 type fakeCaps struct {
 	mu   sync.Mutex
@@ -442,5 +456,22 @@ func TestPEPNodeDefaults(t *testing.T) {
 	// The node's own default shows in its configuration.
 	if got := alice.Request(`<iq type='get' id='c'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:test:private'/></pubsub></iq>`).String(); !strings.Contains(got, "<value>5</value>") {
 		t.Errorf("configuration: %s", got)
+	}
+}
+
+func TestPEPQuota(t *testing.T) {
+	s, p, _ := newPEPServer(t)
+	p.SetQuota(100)
+	alice := s.Connect(t, "alice@localhost/a")
+	big := "<x xmlns='urn:t'>" + strings.Repeat("a", 60) + "</x>"
+	if el := alice.Request(publishIQ("1", "urn:test:a", "1", big, "")); el.Get("type") != "result" {
+		t.Fatal(el)
+	}
+	if got := alice.Request(publishIQ("2", "urn:test:b", "1", big, "")).String(); !strings.Contains(got, "policy-violation") {
+		t.Fatalf("over quota: %s", got)
+	}
+	alice.Request(`<iq type='set' id='r'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:test:a'><item id='1'/></retract></pubsub></iq>`)
+	if el := alice.Request(publishIQ("3", "urn:test:b", "1", big, "")); el.Get("type") != "result" {
+		t.Fatalf("after freeing space: %s", el)
 	}
 }

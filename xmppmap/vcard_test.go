@@ -20,19 +20,19 @@ import (
 	"github.com/imppd/imppd/xmppmap/vcard"
 )
 
-// vcStore is an in-memory vcard.Store.
-type vcStore struct {
+// memData is an in-memory account data store (vcard.Store, private.Store).
+type memData struct {
 	mu sync.Mutex
 	m  map[string][]byte
 }
 
-func (s *vcStore) AccountData(_ context.Context, o core.PrincipalID, k string) ([]byte, error) {
+func (s *memData) AccountData(_ context.Context, o core.PrincipalID, k string) ([]byte, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return bytes.Clone(s.m[string(o)+"\x00"+k]), nil
 }
 
-func (s *vcStore) PutAccountData(_ context.Context, o core.PrincipalID, k string, v []byte) error {
+func (s *memData) PutAccountData(_ context.Context, o core.PrincipalID, k string, v []byte) error {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if v == nil {
@@ -151,10 +151,10 @@ const (
 
 // vcSetup returns a server with the vCard modules over store and pep (nil:
 // none) where bob watches alice and carol does not.
-func vcSetup(t *testing.T, pep vcard.PEP) (*xmppmap.TestServer, *vcStore) {
+func vcSetup(t *testing.T, pep vcard.PEP) (*xmppmap.TestServer, *memData) {
 	t.Helper()
 	s := xmppmap.NewTestServer(t, vcAlice, vcBob, vcCarol)
-	st := &vcStore{m: map[string][]byte{}}
+	st := &memData{m: map[string][]byte{}}
 	s.Use(vcard.New(st, pep)...)
 	ctx := context.Background()
 	if _, err := s.Rosters().Subscribe(ctx, vcBob, vcAlice, nil); err != nil {

@@ -74,6 +74,7 @@ type Store interface {
 	PublishItem(ctx context.Context, owner core.PrincipalID, node string, cfg core.NodeConfig, it core.MarkupItem, keep int) error
 	RetractItem(ctx context.Context, owner core.PrincipalID, node, id string) (bool, error)
 	PubItems(ctx context.Context, owner core.PrincipalID, node string, ids []string, max int) ([]core.MarkupItem, error)
+	PubBytes(ctx context.Context, owner core.PrincipalID) (int64, error)
 	// Per-account values (XEP-0049 private storage, XEP-0054 vcard-temp):
 	// nil when none; storing nil deletes.
 	AccountData(ctx context.Context, owner core.PrincipalID, key string) ([]byte, error)
@@ -1649,6 +1650,17 @@ func testPubTrim(t *testing.T, h *harness) {
 	}
 	if got := itemIDs(must(s.PubItems(c, alice, "untouched", nil, 0))(t)); got != "y,x" {
 		t.Errorf("trimming touched another node: %s", got)
+	}
+	// PubBytes counts what is kept, over all of the owner's nodes.
+	create(t, s, bob)
+	noErr(t, s.PublishItem(c, bob, "a", core.NodeConfig{}, core.MarkupItem{ID: "1", Payload: []byte("12345")}, 1))
+	noErr(t, s.PublishItem(c, bob, "b", core.NodeConfig{}, core.MarkupItem{ID: "1", Payload: []byte("123")}, 1))
+	noErr(t, s.PublishItem(c, bob, "a", core.NodeConfig{}, core.MarkupItem{ID: "2", Payload: []byte("1234567")}, 1))
+	if n := must(s.PubBytes(c, bob))(t); n != 10 {
+		t.Errorf("PubBytes = %d, want 10 (trimmed items not counted)", n)
+	}
+	if n := must(s.PubBytes(c, "nobody@localhost"))(t); n != 0 {
+		t.Errorf("PubBytes of an unknown owner = %d", n)
 	}
 }
 

@@ -22,10 +22,11 @@ const (
 
 // Limits on what one account may keep (RFC 2778's SPAM concern applies to
 // storage too): a node keeps at most MaxItemsLimit items ("max" means this
-// many), an account at most MaxNodes nodes.
+// many), an account at most MaxNodes nodes and MaxBytes of payloads.
 const (
 	MaxItemsLimit = 1000
 	MaxNodes      = 256
+	MaxBytes      = 32 << 20
 	maxNodeName   = 1023
 	maxItemID     = 1023
 )

@@ -38,7 +38,7 @@ var (
 	errNotInGroup       = appErr(stanza.Auth, stanza.NotAuthorized, "not-in-roster-group")
 	errClosed           = appErr(stanza.Cancel, stanza.NotAllowed, "closed-node")
 	errNotAcceptable    = appErr(stanza.Modify, stanza.NotAcceptable, "")
-	errTooMany          = appErr(stanza.Wait, stanza.ResourceConstraint, "")
+	errPolicy           = appErr(stanza.Modify, stanza.PolicyViolation, "")
 	errInternal         = appErr(stanza.Wait, stanza.InternalServerError, "")
 )
 
@@ -440,8 +440,9 @@ func (m *Module) fail(q *xmppmap.IQ, err error) {
 		q.ErrorApp(errPrecond.Error, errPrecond.App)
 	case errors.Is(err, errNoNode), errors.Is(err, errNoItem):
 		reply(q, errNotFound)
-	case errors.Is(err, errTooManyNodes):
-		reply(q, errTooMany)
+	case errors.Is(err, errTooManyNodes), errors.Is(err, errQuota):
+		// RFC 6120 §8.3.3.12: a local service policy, not a transient state.
+		reply(q, errPolicy)
 	default:
 		m.log.Warn("pep", "jid", q.From().String(), "id", q.Stanza.Get("id"), "err", err)
 		reply(q, errInternal)

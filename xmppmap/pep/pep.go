@@ -52,7 +52,12 @@ type Module struct {
 	publishHooks map[string][]func(context.Context, core.PrincipalID, core.MarkupItem)
 	retractHooks map[string][]func(context.Context, core.PrincipalID, string)
 	defaults     map[string]core.NodeConfig
+	quota        int64
 }
+
+// SetQuota bounds the bytes of payloads one account keeps (MaxBytes by
+// default).
+func (m *Module) SetQuota(bytes int64) { m.quota = bytes }
 
 // SetDefault makes cfg the configuration of node when it is created
 // without one, instead of DefaultConfig: private data such as bookmarks
@@ -77,7 +82,7 @@ func New(store Store, caps Caps, d *disco.Module, log *slog.Logger) *Module {
 	m := &Module{store: store, caps: caps, disco: d, log: log, seed: maphash.MakeSeed(),
 		publishHooks: map[string][]func(context.Context, core.PrincipalID, core.MarkupItem){},
 		retractHooks: map[string][]func(context.Context, core.PrincipalID, string){},
-		defaults:     map[string]core.NodeConfig{}}
+		defaults:     map[string]core.NodeConfig{}, quota: MaxBytes}
 	d.AccountIdentity(disco.Identity{Category: "pubsub", Type: "pep"})
 	d.SetAccountNodes(m)
 	return m
@@ -182,6 +187,13 @@ func (m *Module) publish(ctx context.Context, owner core.PrincipalID, node, id s
 	if err := check(&n, ok); err != nil {
 		return core.MarkupItem{}, n, err
 	}
+	if used, err := m.store.PubBytes(ctx, owner); err != nil {
+		return core.MarkupItem{}, n, err
+	} else if used+int64(len(payload)) > m.quota {
+		// Counting what a replaced item frees would cost a read per
+		// publish; an account this close to the quota can retract first.
+		return core.MarkupItem{}, n, errQuota
+	}
 	if id == "" {
 		id = m.srv.Engine().NewID()
 	}
@@ -192,7 +204,10 @@ func (m *Module) publish(ctx context.Context, owner core.PrincipalID, node, id s
 	return it, n, nil
 }
 
-var errTooManyNodes = errors.New("pep: too many nodes")
+var (
+	errTooManyNodes = errors.New("pep: too many nodes")
+	errQuota        = errors.New("pep: storage quota reached")
+)
 
 // published notifies the audience and runs the hooks.
 func (m *Module) published(ctx context.Context, n core.MarkupNode, it core.MarkupItem) {

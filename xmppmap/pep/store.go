@@ -26,4 +26,6 @@ type Store interface {
 	// PubItems returns the node's items, newest first: those named by ids
 	// when ids is not empty, else up to max (max <= 0: all).
 	PubItems(ctx context.Context, owner core.PrincipalID, node string, ids []string, max int) ([]core.MarkupItem, error)
+	// PubBytes is the total size of owner's item payloads.
+	PubBytes(ctx context.Context, owner core.PrincipalID) (int64, error)
 }

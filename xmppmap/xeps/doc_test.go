@@ -120,3 +120,4 @@ func (noData) AccountData(context.Context, core.PrincipalID, string) ([]byte, er
 func (noData) PutAccountData(context.Context, core.PrincipalID, string, []byte) error {
 	return nil
 }
+func (noPEP) PubBytes(context.Context, core.PrincipalID) (int64, error) { return 0, nil }
