@@ -42,6 +42,12 @@ func TestInBandRegistration(t *testing.T) {
 		t.Fatalf("password change: %s", el)
 	}
 	s.Login(t, "dave@localhost", "pw-new")
+	// XEP-0077 §3.3's examples address the server, as Conversations does.
+	r.MustWrite("<iq type='set' id='p2' to='localhost'><query xmlns='" + nsReg + "'><username>dave</username><password>pw-2</password></query></iq>")
+	if el := r.MustNext(); el.Get("type") != "result" || el.Get("from") != "localhost" {
+		t.Fatalf("password change addressed to the server: %s", el)
+	}
+	s.Login(t, "dave@localhost", "pw-2")
 	r.MustWrite("<iq type='set' id='rm'><query xmlns='" + nsReg + "'><remove/></query></iq>")
 	if el := r.MustNext(); el.Get("type") != "result" {
 		t.Fatalf("remove: %s", el)

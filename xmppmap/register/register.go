@@ -58,7 +58,7 @@ func (m *Module) XEP() xmppmap.XEP {
 	if m.o.Open {
 		st = "complete: password change, account removal, and account creation limited per address"
 	}
-	return xmppmap.XEP{Number: 77, Title: "In-Band Registration", Version: "2.4", Status: st}
+	return xmppmap.XEP{Number: 77, Title: "In-Band Registration", Version: "2.4", Status: st, Features: []string{NS}}
 }
 
 var (
@@ -68,7 +68,10 @@ var (
 )
 
 func (m *Module) Register(s *xmppmap.Server) {
+	// XEP-0077 §3.2 and §3.3 address the server; a request without 'to'
+	// (to the account) means the same.
 	s.HandleIQ(xmppmap.ToAccount, NS, "query", m.account)
+	s.HandleIQ(xmppmap.ToServer, NS, "query", m.account)
 	if m.o.Open {
 		s.HandlePreAuthIQ(NS, "query", "<register xmlns='"+nsFeature+"'/>", m.create)
 	}
