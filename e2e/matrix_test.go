@@ -6,12 +6,18 @@ import (
 	"context"
 	"crypto/sha1"
 	"encoding/base64"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
+	"image"
+	"image/color"
+	"image/draw"
+	"image/png"
 	"io"
 	"os"
 	"os/exec"
 	"path/filepath"
+	"regexp"
 	"sort"
 	"strings"
 	"sync"
@@ -389,17 +395,38 @@ func testGajim(t *testing.T) {
 	const node = "https://imppd.invalid/e2e"
 	features := []string{"http://jabber.org/protocol/caps", "http://jabber.org/protocol/disco#info", "urn:xmpp:receipts"}
 	ver := capsVer("client", "bot", "imppd e2e", features...)
-	bob := online(t, s, mBob, "go", fmt.Sprintf("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>", node, ver))
+	bobCaps := fmt.Sprintf("<c xmlns='http://jabber.org/protocol/caps' hash='sha-1' node='%s' ver='%s'/>", node, ver)
+	bob := online(t, s, mBob, "go", bobCaps)
 	subscribeBoth(t, setup, bob)
+
+	// 0. Another client sets Bob's avatar before Gajim logs in (XEP-0084:
+	// the image in urn:xmpp:avatar:data, then urn:xmpp:avatar:metadata,
+	// item id the image's SHA-1), then sends its presence again, as
+	// clients do after changing their avatar: with XEP-0398 the server adds
+	// the hash to it (XEP-0153), a second way to the avatar for Gajim.
+	avatar, avatarSHA := avatarPNG(t)
+	publishAvatar(t, bob, avatar, avatarSHA)
+	bob.Sendf("<presence>%s</presence>", bobCaps)
+	bp := setup.Expect(IOTimeout, "bob's presence after his avatar", func(e *Element) bool {
+		return e.Is(NSClient, "presence") && e.Get("from") == bob.JID.String() && e.Get("type") == ""
+	})
+	t.Logf("bob's presence after his avatar, as a contact gets it: %s", bp)
 	setup.Close()
 
 	art := matrixArtifacts(t, true)
 	t.Logf("Gajim artifacts (screenshots, gajim.log, xvfb.log): %s", art)
+	logFrom := s.Log().Len()
 	ls := startScript(t, filepath.Join(clientsDir(t), "gajim"), nil, true, systemPython, "run.py",
 		"--jid", mAlice.JID, "--password", mAlice.Password, "--host", "127.0.0.1", "--port", port(t, s.Addr),
 		"--resource", "gajim", "--ca", s.CACertPath, "--artifacts", art, "--timeout", "170")
 	display := ls.waitLine(t, "READY", time.Minute)
 	t.Logf("Gajim started: %s", display)
+	var home string
+	for _, f := range strings.Fields(display) {
+		if v, ok := strings.CutPrefix(f, "home="); ok {
+			home = v
+		}
+	}
 	gajim := mAlice.JID + "/gajim"
 
 	// 1. Gajim comes online: its available presence reaches Bob.
@@ -452,9 +479,14 @@ func testGajim(t *testing.T) {
 		t.Errorf("the trace log shows no delivery of %q to %s", body, gajim)
 	}
 
-	// 4. For people: open the chat with Bob the way a desktop would
+	// 4. Bob's avatar: Gajim fetches it (the server's trace log shows the
+	// request and the image in the answer) and keeps it in its avatar
+	// cache.
+	waitGajimAvatar(t, s, gajim, logFrom, home, avatar, avatarSHA)
+
+	// 5. For people: open the chat with Bob the way a desktop would
 	// (a second "gajim xmpp:bob@localhost") and take a screenshot: it
-	// shows Bob's message and his presence.
+	// shows Bob's message, his presence and his avatar.
 	if _, err := io.WriteString(ls.stdin, "open xmpp:"+mBob.JID+"\n"); err != nil {
 		t.Fatal(err)
 	}
@@ -467,11 +499,191 @@ func testGajim(t *testing.T) {
 		t.Errorf("screenshot %s: %v", shot, err)
 	} else {
 		t.Logf("Gajim screenshot: %s (%d bytes)", shot, st.Size())
+		// The avatar is one colour found nowhere else in Gajim's window:
+		// drawn (scaled, clipped round) in the chat list, the chat's
+		// banner and beside Bob's message.
+		if n := countColour(t, shot, avatarColour); n < 500 {
+			t.Errorf("the screenshot has %d pixels of Bob's avatar colour %v, want at least 500 (the avatar shown)", n, avatarColour)
+		} else {
+			t.Logf("the screenshot shows Bob's avatar (%d pixels of its colour)", n)
+		}
 	}
+	logAvatarRequests(t, s, gajim, logFrom, avatar)
 	_, _ = io.WriteString(ls.stdin, "quit\n")
 	if r := ls.result(t); !r.OK {
 		t.Fatalf("run.py: %s\nstderr:\n%s\nsee %s/gajim.log", r.Reason, ls.stderr.String(), art)
 	}
+}
+
+// avatarColour fills the avatar Bob sets for Gajim: no part of Gajim's
+// own window has it.
+var avatarColour = color.RGBA{R: 0x00, G: 0xC8, B: 0xFF, A: 0xFF}
+
+// avatarPNG returns a 96x96 PNG of avatarColour and its SHA-1 in hex, the
+// XEP-0084 id.
+func avatarPNG(t *testing.T) ([]byte, string) {
+	t.Helper()
+	img := image.NewRGBA(image.Rect(0, 0, 96, 96))
+	draw.Draw(img, img.Bounds(), &image.Uniform{C: avatarColour}, image.Point{}, draw.Src)
+	var b bytes.Buffer
+	if err := png.Encode(&b, img); err != nil {
+		t.Fatal(err)
+	}
+	sum := sha1.Sum(b.Bytes())
+	return b.Bytes(), hex.EncodeToString(sum[:])
+}
+
+// publishAvatar publishes c's XEP-0084 avatar: data first, then metadata
+// (§4.1, §4.2), each answered with a result.
+func publishAvatar(t *testing.T, c *Client, img []byte, sha string) {
+	t.Helper()
+	for _, p := range []struct{ node, payload string }{
+		{"urn:xmpp:avatar:data", "<data xmlns='urn:xmpp:avatar:data'>" + base64.StdEncoding.EncodeToString(img) + "</data>"},
+		{"urn:xmpp:avatar:metadata", fmt.Sprintf("<metadata xmlns='urn:xmpp:avatar:metadata'><info bytes='%d' id='%s' height='96' width='96' type='image/png'/></metadata>", len(img), sha)},
+	} {
+		id := c.NewID("avatar")
+		res := c.IQ(id, fmt.Sprintf("<iq type='set' id='%s'><pubsub xmlns='http://jabber.org/protocol/pubsub'><publish node='%s'><item id='%s'>%s</item></publish></pubsub></iq>", id, p.node, sha, p.payload))
+		if res.Get("type") != "result" {
+			t.Fatalf("%s: publishing to %s: %s", c.JID, p.node, res)
+		}
+	}
+}
+
+var (
+	// The first of each in a traced stanza is the stanza's own.
+	traceTo   = regexp.MustCompile(`\bto=["']([^"']*)["']`)
+	traceID   = regexp.MustCompile(`\bid=["']([^"']*)["']`)
+	traceType = regexp.MustCompile(`\btype=["']([^"']*)["']`)
+)
+
+// avatarRequest classifies a stanza Gajim sent (a trace line from the
+// server's log) that asks for owner's avatar: "XEP-0084" for the items of
+// the avatar data node, "XEP-0153" for the vCard; "" for anything else.
+func avatarRequest(e LogEntry, from, owner string) string {
+	if e.Msg() != "trace" || e.Str("dir") != "in" || e.Str("jid") != from {
+		return ""
+	}
+	x := e.Str("xml")
+	if typ := traceType.FindStringSubmatch(x); !strings.HasPrefix(x, "<iq") || typ == nil || typ[1] != "get" {
+		return ""
+	}
+	m := traceTo.FindStringSubmatch(x)
+	if m == nil || !strings.EqualFold(m[1], owner) {
+		return ""
+	}
+	switch {
+	case strings.Contains(x, "<items") && strings.Contains(x, "urn:xmpp:avatar:data"):
+		return "XEP-0084"
+	case strings.Contains(x, "<vCard") && strings.Contains(x, "vcard-temp"):
+		return "XEP-0153"
+	}
+	return ""
+}
+
+// waitGajimAvatar waits for Gajim to ask for Bob's avatar either way, for
+// the server's answer carrying the image, and for the image in Gajim's
+// avatar cache ($XDG_CACHE_HOME/gajim/avatars/<SHA-1 hex>, Gajim 1.7).
+func waitGajimAvatar(t *testing.T, s *Server, gajim string, from int, home string, img []byte, sha string) {
+	t.Helper()
+	req, err := s.WaitLog(from, 2*time.Minute, func(e LogEntry) bool { return avatarRequest(e, gajim, mBob.JID) != "" })
+	if err != nil {
+		t.Fatalf("Gajim asked for no avatar of %s (items of urn:xmpp:avatar:data or a vCard): %v", mBob.JID, err)
+	}
+	how := avatarRequest(req, gajim, mBob.JID)
+	t.Logf("Gajim asked for Bob's avatar (%s): %s", how, req.Str("xml"))
+	id := ""
+	if m := traceID.FindStringSubmatch(req.Str("xml")); m != nil {
+		id = m[1]
+	}
+	b64 := base64.StdEncoding.EncodeToString(img)
+	ans, err := s.WaitLog(from, IOTimeout, func(e LogEntry) bool {
+		x := e.Str("xml")
+		if e.Msg() != "trace" || e.Str("dir") != "out" || e.Str("jid") != gajim || !strings.HasPrefix(x, "<iq") {
+			return false
+		}
+		m := traceID.FindStringSubmatch(x)
+		return m != nil && m[1] == id
+	})
+	if err != nil {
+		t.Fatalf("no answer to Gajim's request %q: %v", id, err)
+	}
+	if x := strings.Join(strings.Fields(ans.Str("xml")), ""); !strings.Contains(x, b64) {
+		t.Fatalf("the answer to Gajim's %s request does not carry Bob's image: %s", how, ans.Str("xml"))
+	}
+	if home == "" {
+		t.Fatal("run.py's READY line names no home directory")
+	}
+	// Gajim writes the file after it got the answer; nothing tells when:
+	// polled, within a bound.
+	path := filepath.Join(home, ".cache", "gajim", "avatars", sha)
+	deadline := time.Now().Add(time.Minute)
+	for {
+		b, err := os.ReadFile(path)
+		if err == nil && bytes.Equal(b, img) {
+			t.Logf("Gajim keeps Bob's avatar in its cache: %s (%d bytes)", path, len(b))
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Gajim's avatar cache has no %s with Bob's image: %v (read %d bytes)", path, err, len(b))
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+}
+
+// logAvatarRequests reports every request Gajim made so far for Bob's
+// avatar, and whether the server's answer carried the image. Only the
+// first is required (waitGajimAvatar): Gajim 1.7 takes both ways, the
+// vCard one from a task it runs seconds later.
+func logAvatarRequests(t *testing.T, s *Server, gajim string, from int, img []byte) {
+	t.Helper()
+	b64 := base64.StdEncoding.EncodeToString(img)
+	entries := s.Log().Entries(from)
+	for _, e := range entries {
+		how := avatarRequest(e, gajim, mBob.JID)
+		if how == "" {
+			continue
+		}
+		m := traceID.FindStringSubmatch(e.Str("xml"))
+		answer := "no answer yet"
+		for _, a := range entries {
+			x := a.Str("xml")
+			if m == nil || a.Msg() != "trace" || a.Str("dir") != "out" || a.Str("jid") != gajim || !strings.HasPrefix(x, "<iq") {
+				continue
+			}
+			if id := traceID.FindStringSubmatch(x); id != nil && id[1] == m[1] {
+				answer = "answered without the image: " + x
+				if strings.Contains(strings.Join(strings.Fields(x), ""), b64) {
+					answer = "answered with the image"
+				}
+			}
+		}
+		t.Logf("Gajim asked for Bob's avatar (%s), %s: %s", how, answer, e.Str("xml"))
+	}
+}
+
+// countColour counts the pixels of a PNG within 6 of c in each channel.
+func countColour(t *testing.T, path string, c color.RGBA) int {
+	t.Helper()
+	f, err := os.Open(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	img, err := png.Decode(f)
+	if err != nil {
+		t.Fatalf("%s: %v", path, err)
+	}
+	near := func(a uint32, b uint8) bool { d := int(a>>8) - int(b); return d >= -6 && d <= 6 }
+	n := 0
+	for y := img.Bounds().Min.Y; y < img.Bounds().Max.Y; y++ {
+		for x := img.Bounds().Min.X; x < img.Bounds().Max.X; x++ {
+			r, g, b, _ := img.At(x, y).RGBA()
+			if near(r, c.R) && near(g, c.G) && near(b, c.B) {
+				n++
+			}
+		}
+	}
+	return n
 }
 
 // ---- compliance checker ----

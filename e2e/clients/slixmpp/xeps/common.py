@@ -32,6 +32,9 @@ of "users"):
     xep0280_carbons.py   alice bob         received / sent carbons, private, disable
     xep0313_mam.py       alice bob carol   archive query, order, paging both ways, complete
     xep0352_csi.py       alice bob         presence held while inactive, latest on active
+    pep_omemo.py         alice bob carol   OMEMO-style PEP: publish-options, +notify, open bundles,
+                                           precondition-not-met; --phase publish / after-restart
+                                           (e2e/pep_test.go restarts the server in between)
 
 ([new]: an account that must not exist yet; the scenario creates it.)
 
