@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -128,11 +129,22 @@ func runScript(t *testing.T, dir string, env []string, name string, args ...stri
 
 func port(t *testing.T, addr string) string {
 	t.Helper()
-	_, p, err := net.SplitHostPort(addr)
+	_, p := hostPort(t, addr)
+	return strconv.Itoa(p)
+}
+
+// hostPort splits a listener's address.
+func hostPort(t testing.TB, addr string) (string, int) {
+	t.Helper()
+	host, ps, err := net.SplitHostPort(addr)
 	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("address %q: %v", addr, err)
 	}
-	return p
+	p, err := strconv.Atoi(ps)
+	if err != nil {
+		t.Fatalf("port of %q: %v", addr, err)
+	}
+	return host, p
 }
 
 var dave = User{JID: "dave@localhost", Password: "dave's pw"}

@@ -2,10 +2,8 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 )
@@ -106,14 +104,7 @@ func TestPEPSlixmpp(t *testing.T) {
 // runs now (its port changes on restart).
 func pepScriptConfig(t *testing.T, s *Server, expect map[string]any) xepConfig {
 	t.Helper()
-	host, portText, err := net.SplitHostPort(s.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, port := hostPort(t, s.Addr)
 	cfg := xepConfig{
 		Host: host, Port: port, Domain: s.Domain, CA: s.CACertPath,
 		Timeout: xepEventTimeout.Seconds(), TotalTimeout: xepTotalTimeout.Seconds(),

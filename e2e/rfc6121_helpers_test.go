@@ -3,11 +3,9 @@ package e2e
 import (
 	"context"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -68,14 +66,7 @@ type rfcConfig struct {
 // after a restart) with the three usual roles.
 func rfcConfigFor(t testing.TB, s *Server) rfcConfig {
 	t.Helper()
-	host, port, err := net.SplitHostPort(s.Addr)
-	if err != nil {
-		t.Fatalf("server address %q: %v", s.Addr, err)
-	}
-	p, err := strconv.Atoi(port)
-	if err != nil {
-		t.Fatalf("server port %q: %v", port, err)
-	}
+	host, p := hostPort(t, s.Addr)
 	u := func(x User) rfcUser { return rfcUser{JID: x.JID, Password: x.Password} }
 	return rfcConfig{
 		Host: host, Port: p, Domain: s.Domain, CA: s.CACertPath,

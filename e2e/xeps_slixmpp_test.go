@@ -2,12 +2,10 @@ package e2e
 
 import (
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"regexp"
 	"slices"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -137,14 +135,7 @@ func TestXEPSlixmpp(t *testing.T) {
 	// One server for all scenarios: in-band registration on for XEP-0077,
 	// the XEP-0133 scenario's admin among the admins.
 	s := Start(t, Options{Users: users, Admins: admins, Extra: "[registration]\nenabled = true"})
-	host, portText, err := net.SplitHostPort(s.Addr)
-	if err != nil {
-		t.Fatal(err)
-	}
-	port, err := strconv.Atoi(portText)
-	if err != nil {
-		t.Fatal(err)
-	}
+	host, port := hostPort(t, s.Addr)
 	for _, sc := range scenarios {
 		t.Run(sc.name, func(t *testing.T) {
 			t.Parallel()

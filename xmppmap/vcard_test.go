@@ -166,20 +166,6 @@ func vcSetup(t *testing.T, pep vcard.PEP) (*xmppmap.TestServer, *memData) {
 	return s, st
 }
 
-// vcCondition returns the stanza error condition of el, or "".
-func vcCondition(el *xmppmap.Element) string {
-	e := el.Child("", "error")
-	if e == nil {
-		return ""
-	}
-	for _, n := range e.Nodes {
-		if n.Elem != nil && n.Elem.Name.Space == "urn:ietf:params:xml:ns:xmpp-stanzas" && n.Elem.Name.Local != "text" {
-			return n.Elem.Name.Local
-		}
-	}
-	return ""
-}
-
 func vcPNG(t *testing.T, w, h int) []byte {
 	t.Helper()
 	var b bytes.Buffer
@@ -271,7 +257,7 @@ func TestVCardStorage(t *testing.T) {
 	}
 	for _, tc := range steps {
 		el := tc.do()
-		if got := vcCondition(el); got != tc.want || (tc.want == "" && el.Get("type") != "result") {
+		if got := condition(el); got != tc.want || (tc.want == "" && el.Get("type") != "result") {
 			t.Errorf("%s: want %q, got %s", tc.name, tc.want, el)
 		}
 	}
@@ -332,7 +318,7 @@ func TestVCardRefusedRequester(t *testing.T) {
 	if el := vcSet(a, "<FN>Alice</FN>"); el.Get("type") != "result" {
 		t.Fatal(el)
 	}
-	if el := vcGet(c, "alice@localhost"); vcCondition(el) != "service-unavailable" {
+	if el := vcGet(c, "alice@localhost"); condition(el) != "service-unavailable" {
 		t.Fatalf("refused requester got %s", el)
 	}
 	if el := vcGet(b, "alice@localhost"); el.Get("type") != "result" {

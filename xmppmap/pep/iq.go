@@ -122,20 +122,29 @@ func (m *Module) handle(q *xmppmap.IQ, own bool) {
 	}
 }
 
-// items answers an items request (XEP-0060 §6.5).
-func (m *Module) items(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID, op *xmppmap.Element) {
-	name := op.Get("node")
+// node reads the named node of owner, answering the request itself when
+// there is none.
+func (m *Module) node(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID, name string) (core.MarkupNode, bool) {
 	if name == "" {
 		reply(q, errNodeRequired)
-		return
+		return core.MarkupNode{}, false
 	}
 	n, ok, err := m.store.PubNode(ctx, owner, name)
 	if err != nil {
 		m.fail(q, err)
-		return
+		return n, false
 	}
 	if !ok {
 		reply(q, errNotFound)
+	}
+	return n, ok
+}
+
+// items answers an items request (XEP-0060 §6.5).
+func (m *Module) items(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID, op *xmppmap.Element) {
+	name := op.Get("node")
+	n, ok := m.node(ctx, q, owner, name)
+	if !ok {
 		return
 	}
 	if ok, se := m.allowed(ctx, owner, q.Account(), n.Config); !ok {
@@ -150,6 +159,7 @@ func (m *Module) items(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalI
 	}
 	max := 0
 	if v := op.Get("max_items"); v != "" && len(ids) == 0 {
+		var err error
 		if max, err = strconv.Atoi(v); err != nil || max < 1 {
 			reply(q, errBadRequest)
 			return
@@ -318,17 +328,8 @@ func (m *Module) handleOwner(q *xmppmap.IQ, own bool) {
 		q.Result([]byte("<pubsub xmlns='" + NSOwner + "'><default>" + configForm(DefaultConfig(), "form") + "</default></pubsub>"))
 		return
 	}
-	if name == "" {
-		reply(q, errNodeRequired)
-		return
-	}
-	n, ok, err := m.store.PubNode(ctx, owner, name)
-	if err != nil {
-		m.fail(q, err)
-		return
-	}
+	n, ok := m.node(ctx, q, owner, name)
 	if !ok {
-		reply(q, errNotFound)
 		return
 	}
 	switch {
