@@ -122,3 +122,88 @@ func TestMAM(t *testing.T) {
 		t.Fatalf("account disco lacks mam:2: %s", info)
 	}
 }
+
+const nsMAM0 = "urn:xmpp:mam:0"
+
+// mam0Query sends an archive query in the legacy namespace (XEP-0313 0.3)
+// and returns the forwarded bodies in order and the <fin/> element, which
+// arrives in a message after the results; the IQ result, empty, comes
+// before them.
+func mam0Query(t *testing.T, c *Client, id, inner string) ([]string, *Element) {
+	t.Helper()
+	qid := "q0-" + id
+	c.MustSend("<iq type='set' id='" + id + "'><query xmlns='" + nsMAM0 + "' queryid='" + qid + "'>" + inner + "</query></iq>")
+	iq := c.Expect(IOTimeout, "the IQ result of "+id, func(e *Element) bool { return e.Is(NSClient, "iq") && e.Get("id") == id })
+	if iq.Get("type") != "result" || len(iq.Children) != 0 {
+		t.Fatalf("mam:0 query %s: expected an empty IQ result before the results, got %s", id, iq)
+	}
+	var bodies []string
+	for {
+		el := c.MustNext(IOTimeout)
+		if !el.Is(NSClient, "message") {
+			t.Fatalf("mam:0 query %s: unexpected %s", id, el)
+		}
+		if fin := el.Child(nsMAM0, "fin"); fin != nil {
+			if fin.Get("queryid") != qid {
+				t.Fatalf("fin of another query: %s", el)
+			}
+			return bodies, fin
+		}
+		r := el.Child(nsMAM0, "result")
+		if r == nil || r.Get("queryid") != qid || r.Get("id") == "" {
+			t.Fatalf("mam:0 query %s: not a result of it: %s", id, el)
+		}
+		fw := r.Child("urn:xmpp:forward:0", "forwarded")
+		if fw == nil || fw.Child("urn:xmpp:delay", "delay") == nil || fw.Child(NSClient, "message") == nil {
+			t.Fatalf("result without forwarded/delay/message: %s", el)
+		}
+		bodies = append(bodies, fw.Child(NSClient, "message").Child(NSClient, "body").Text)
+	}
+}
+
+// TestMAM0: the legacy namespace Conversations uses when a server offers
+// neither mam:2 nor mam:1 (its MessageArchiveService picks the highest
+// advertised): advertised on the account, queried with a mam:0 form and
+// RSM paging, results in order, <fin/> in a message with the query id.
+func TestMAM0(t *testing.T) {
+	s := Start(t, Options{Users: []User{{"alice@localhost", "pw-a"}, {"bob@localhost", "pw-b"}}})
+	alice := s.Login(t, "alice@localhost", "pw-a")
+	bob := s.Login(t, "bob@localhost", "pw-b")
+	for _, c := range []*Client{alice, bob} {
+		c.MustSend("<presence/>")
+		self := c.JID.String()
+		c.Expect(IOTimeout, "own presence", func(e *Element) bool { return e.Is(NSClient, "presence") && e.Get("from") == self })
+	}
+	for i := 1; i <= 5; i++ {
+		bob.Sendf("<message to='alice@localhost' type='chat' id='l%d'><body>legacy %d</body></message>", i, i)
+		alice.Expect(IOTimeout, "chat message", func(e *Element) bool { return e.Is(NSClient, "message") && e.Get("id") == fmt.Sprintf("l%d", i) })
+	}
+	info := alice.IQ("d0", "<iq type='get' id='d0' to='alice@localhost'><query xmlns='http://jabber.org/protocol/disco#info'/></iq>")
+	if !strings.Contains(info.String(), "var='"+nsMAM0+"'") {
+		t.Fatalf("account disco lacks mam:0: %s", info)
+	}
+	form0 := "<x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE' type='hidden'><value>" + nsMAM0 + "</value></field>" +
+		"<field var='with'><value>bob@localhost</value></field></x>"
+	rsm := func(fin *Element, name string) string {
+		if c := fin.Child("http://jabber.org/protocol/rsm", "set").Child("http://jabber.org/protocol/rsm", name); c != nil {
+			return c.Text
+		}
+		return ""
+	}
+	page1, fin1 := mam0Query(t, alice, "m0a", form0+"<set xmlns='http://jabber.org/protocol/rsm'><max>3</max></set>")
+	if strings.Join(page1, "|") != "legacy 1|legacy 2|legacy 3" || fin1.Get("complete") == "true" || rsm(fin1, "count") != "5" {
+		t.Fatalf("page 1: %q %s", page1, fin1)
+	}
+	page2, fin2 := mam0Query(t, alice, "m0b", form0+"<set xmlns='http://jabber.org/protocol/rsm'><max>3</max><after>"+rsm(fin1, "last")+"</after></set>")
+	if strings.Join(page2, "|") != "legacy 4|legacy 5" || fin2.Get("complete") != "true" {
+		t.Fatalf("page 2: %q %s", page2, fin2)
+	}
+	// XEP-0313 0.2's filter syntax, still accepted in mam:0.
+	if got, _ := mam0Query(t, alice, "m0c", "<with>carol@localhost</with>"); len(got) != 0 {
+		t.Fatalf("legacy with filter: %q", got)
+	}
+	// bob's archive holds his outgoing messages, in the same namespace.
+	if got, fin := mam0Query(t, bob, "m0d", ""); len(got) != 5 || fin.Get("complete") != "true" {
+		t.Fatalf("bob's archive: %q %s", got, fin)
+	}
+}

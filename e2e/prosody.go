@@ -46,6 +46,18 @@ var ProsodyModules = []string{
 	"lastactivity", "carbons", "blocklist", "csi_simple", "smacks", "adhoc", "mam",
 }
 
+// ProsodyDiscoModules are loaded on top of ProsodyModules by the service
+// discovery comparison (diff_disco_test.go), which compares where each
+// server advertises each feature: the rest of the modules of Debian's
+// Prosody 0.12.3 that match an extension imppd has or is building
+// (XEP-0133 admin commands, XEP-0077 registration, off as in imppd by
+// allow_registration = false, vCards, PEP, private XML storage,
+// bookmarks). The other scenarios leave them out: PEP and vCard change
+// presence handling, which they compare.
+var ProsodyDiscoModules = []string{
+	"admin_adhoc", "register", "vcard_legacy", "pep", "private", "bookmarks",
+}
+
 // ProsodyOptions configure one Prosody instance.
 type ProsodyOptions struct {
 	Domain string // default "localhost"

@@ -1,5 +1,14 @@
 // Package mam implements XEP-0313: Message Archive Management, for users'
-// archives (urn:xmpp:mam:2 and urn:xmpp:mam:1), with XEP-0059 paging.
+// archives (urn:xmpp:mam:2, urn:xmpp:mam:1 and the legacy urn:xmpp:mam:0),
+// with XEP-0059 paging.
+//
+// The three namespaces share the query form, the results and the
+// preferences; they differ in how a query ends. mam:2 and mam:1 (XEP-0313
+// 0.4 and later) put <fin/> in the IQ result, after the results. mam:0
+// (XEP-0313 0.3, which Conversations still speaks when a server offers
+// neither mam:2 nor mam:1) answers the IQ first, with an empty result, then
+// sends the results, and ends with a <fin/> inside a message; it also
+// accepts the filters of XEP-0313 0.2 as direct children of <query/>.
 //
 // Every chat or normal message with content that a local user sends or
 // receives is archived under its XEP-0359 stanza id, subject to the user's
@@ -25,6 +34,7 @@ import (
 const (
 	NS2   = "urn:xmpp:mam:2"
 	NS1   = "urn:xmpp:mam:1"
+	NS0   = "urn:xmpp:mam:0" // XEP-0313 0.3: <fin/> in a message
 	nsExt = "urn:xmpp:mam:2#extended"
 	nsRSM = "http://jabber.org/protocol/rsm"
 	nsFwd = "urn:xmpp:forward:0"
@@ -77,13 +87,13 @@ func New(store Store, retention time.Duration, log *slog.Logger) *Module {
 
 func (m *Module) XEP() xmppmap.XEP {
 	return xmppmap.XEP{Number: 313, Title: "Message Archive Management", Version: "1.1.1",
-		Status:          "partial: user archives over mam:2 and mam:1 (not mam:0), extended queries, preferences, retention",
-		AccountFeatures: []string{NS2, nsExt, NS1}}
+		Status:          "partial: user archives over mam:2, mam:1 and mam:0, extended queries, preferences, retention",
+		AccountFeatures: []string{NS2, nsExt, NS1, NS0}}
 }
 
 func (m *Module) Register(s *xmppmap.Server) {
 	m.srv = s
-	for _, ns := range []string{NS2, NS1} {
+	for _, ns := range []string{NS2, NS1, NS0} {
 		ns := ns
 		s.HandleIQ(xmppmap.ToAccount, ns, "query", func(q *xmppmap.IQ) { m.query(q, ns) })
 		s.HandleIQ(xmppmap.ToAccount, ns, "prefs", func(q *xmppmap.IQ) { m.prefsIQ(q, ns) })
@@ -262,17 +272,63 @@ var (
 	errBadRequest = stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 	errNotFound   = stanza.Error{Type: stanza.Cancel, Condition: stanza.ItemNotFound}
 	errInternal   = stanza.Error{Type: stanza.Wait, Condition: stanza.InternalServerError}
+	// A form field or RSM element the server does not support.
+	errNotImplemented = stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented}
 )
 
-// query answers an archive query (§4): one message per result, then the
-// IQ result with <fin/>.
+// query answers an archive query (§4): one message per result and a
+// <fin/> (in the IQ result, or for mam:0 in a message after an empty IQ
+// result). A get asks for the query form (§4.1.5).
 func (m *Module) query(q *xmppmap.IQ, ns string) {
-	if q.Stanza.Get("type") != "set" {
-		q.Error(errBadRequest)
+	if q.Stanza.Get("type") == "get" {
+		q.Result(xmppmap.XML(queryForm(ns)))
 		return
 	}
-	aq := core.ArchiveQuery{Owner: q.Account(), Max: defaultMax}
-	if x := q.Payload.Child(nsX, "x"); x != nil {
+	aq, qerr := parseQuery(q.Payload, ns)
+	if qerr != nil {
+		q.Error(*qerr)
+		return
+	}
+	aq.Owner = q.Account()
+	m.Flush()
+	page, err := m.store.QueryArchive(context.Background(), aq)
+	if err == core.ErrNoSuchEntry || (err != nil && strings.Contains(err.Error(), core.ErrNoSuchEntry.Error())) {
+		q.Error(errNotFound)
+		return
+	}
+	if err != nil {
+		q.Error(errInternal)
+		return
+	}
+	queryID := q.Payload.Get("queryid")
+	se := q.Session()
+	to := q.From().String()
+	if ns == NS0 {
+		// XEP-0313 0.3 §4.2: the server accepts the query, then pushes
+		// the results, then the <fin/> message.
+		q.Result(nil)
+	}
+	for _, e := range page.Entries {
+		se.Send(resultMessage(ns, to, queryID, e))
+	}
+	fin := finElement(ns, queryID, page)
+	if ns == NS0 {
+		msg := xmppmap.NewElement("jabber:client", "message", "to", to)
+		msg.Append(fin)
+		se.Send(xmppmap.XML(msg))
+		return
+	}
+	q.Result(xmppmap.XML(fin))
+}
+
+// parseQuery reads the filters of a query: the data form (FORM_TYPE ns)
+// and RSM paging; for mam:0 also the direct <with/>, <start/>, <end/>
+// children of XEP-0313 0.2.
+func parseQuery(payload *xmppmap.Element, ns string) (core.ArchiveQuery, *stanza.Error) {
+	aq := core.ArchiveQuery{Max: defaultMax}
+	bad := func() (core.ArchiveQuery, *stanza.Error) { return core.ArchiveQuery{}, &errBadRequest }
+	x := payload.Child(nsX, "x")
+	if x != nil {
 		for _, n := range x.Nodes {
 			f := n.Elem
 			if f == nil || f.Name.Local != "field" {
@@ -288,44 +344,49 @@ func (m *Module) query(q *xmppmap.IQ, ns string) {
 			if len(vals) > 0 {
 				val = vals[0]
 			}
-			var err error
+			var ok bool
 			switch f.Get("var") {
 			case "FORM_TYPE":
-				if val != ns {
-					err = errForm
-				}
+				ok = val == ns
 			case "with":
-				var j jid.JID
-				if j, err = jid.Parse(val); err == nil {
-					aq.With = core.AgentID(j.String())
-				}
+				ok = setWith(&aq, val)
 			case "start":
-				aq.Start, err = time.Parse(time.RFC3339, val)
+				ok = setTime(&aq.Start, val)
 			case "end":
-				aq.End, err = time.Parse(time.RFC3339, val)
+				ok = setTime(&aq.End, val)
 			case "after-id":
-				aq.AfterID = val
+				aq.AfterID, ok = val, true
 			case "before-id":
-				aq.BeforeID, aq.Last = val, true
+				aq.BeforeID, aq.Last, ok = val, true, true
 			case "ids":
-				aq.IDs = vals
+				aq.IDs, ok = vals, true
 			default:
 				// A field the server does not support (XEP-0313 §4.1.1).
-				q.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
-				return
+				return core.ArchiveQuery{}, &errNotImplemented
 			}
-			if err != nil {
-				q.Error(errBadRequest)
-				return
+			if !ok {
+				return bad()
+			}
+		}
+	} else if ns == NS0 {
+		for _, c := range []struct {
+			name string
+			set  func(string) bool
+		}{
+			{"with", func(v string) bool { return setWith(&aq, v) }},
+			{"start", func(v string) bool { return setTime(&aq.Start, v) }},
+			{"end", func(v string) bool { return setTime(&aq.End, v) }},
+		} {
+			if el := payload.Child(ns, c.name); el != nil && !c.set(strings.TrimSpace(el.Text())) {
+				return bad()
 			}
 		}
 	}
-	if set := q.Payload.Child(nsRSM, "set"); set != nil {
+	if set := payload.Child(nsRSM, "set"); set != nil {
 		if mx := set.Child(nsRSM, "max"); mx != nil {
 			n, err := strconv.Atoi(strings.TrimSpace(mx.Text()))
 			if err != nil || n < 0 {
-				q.Error(errBadRequest)
-				return
+				return bad()
 			}
 			aq.Max = n
 		}
@@ -339,36 +400,68 @@ func (m *Module) query(q *xmppmap.IQ, ns string) {
 			}
 		}
 		if set.Child(nsRSM, "index") != nil {
-			q.Error(stanza.Error{Type: stanza.Cancel, Condition: stanza.FeatureNotImplemented})
-			return
+			return core.ArchiveQuery{}, &errNotImplemented
 		}
 	}
 	aq.Max = min(aq.Max, maxMax)
-	m.Flush()
-	page, err := m.store.QueryArchive(context.Background(), aq)
-	if err == core.ErrNoSuchEntry || (err != nil && strings.Contains(err.Error(), core.ErrNoSuchEntry.Error())) {
-		q.Error(errNotFound)
-		return
-	}
+	return aq, nil
+}
+
+func setWith(aq *core.ArchiveQuery, v string) bool {
+	j, err := jid.Parse(v)
 	if err != nil {
-		q.Error(errInternal)
-		return
+		return false
 	}
-	queryID := q.Payload.Get("queryid")
-	se := q.Session()
-	to := xmppmap.Escape(q.From().String())
-	for _, e := range page.Entries {
-		b := make([]byte, 0, len(e.Payload)+256)
-		b = append(b, "<message to='"+to+"' id='"+xmppmap.Escape(e.ID)+"'><result xmlns='"+ns+"'"...)
-		if queryID != "" {
-			b = append(b, " queryid='"+xmppmap.Escape(queryID)+"'"...)
-		}
-		b = append(b, " id='"+xmppmap.Escape(e.ID)+"'><forwarded xmlns='"+nsFwd+"'><delay xmlns='"+nsDly+"' stamp='"+e.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")+"'/>"...)
-		b = append(b, withClientNS(e.Payload)...)
-		b = append(b, "</forwarded></result></message>"...)
-		se.Send(b)
+	aq.With = core.AgentID(j.String())
+	return true
+}
+
+func setTime(t *time.Time, v string) bool {
+	p, err := time.Parse(time.RFC3339, v)
+	if err != nil {
+		return false
 	}
+	*t = p
+	return true
+}
+
+// queryForm is the answer to a request for the query form (§4.1.5).
+func queryForm(ns string) *xmppmap.Element {
+	q := xmppmap.NewElement(ns, "query")
+	x := q.Append(xmppmap.NewElement(nsX, "x", "type", "form"))
+	x.Append(xmppmap.NewElement(nsX, "field", "type", "hidden", "var", "FORM_TYPE")).
+		Append(xmppmap.NewElement(nsX, "value")).AppendText(ns)
+	fields := [][2]string{{"with", "jid-single"}, {"start", "text-single"}, {"end", "text-single"}}
+	if ns == NS2 {
+		// urn:xmpp:mam:2#extended (§4.1.2, §4.1.3)
+		fields = append(fields, [2]string{"after-id", "text-single"}, [2]string{"before-id", "text-single"}, [2]string{"ids", "text-multi"})
+	}
+	for _, f := range fields {
+		x.Append(xmppmap.NewElement(nsX, "field", "type", f[1], "var", f[0]))
+	}
+	return q
+}
+
+// resultMessage is one result of a query, to the requesting session.
+func resultMessage(ns, to, queryID string, e core.ArchiveEntry) []byte {
+	b := make([]byte, 0, len(e.Payload)+256)
+	b = append(b, "<message to='"+xmppmap.Escape(to)+"' id='"+xmppmap.Escape(e.ID)+"'><result xmlns='"+ns+"'"...)
+	if queryID != "" {
+		b = append(b, " queryid='"+xmppmap.Escape(queryID)+"'"...)
+	}
+	b = append(b, " id='"+xmppmap.Escape(e.ID)+"'><forwarded xmlns='"+nsFwd+"'><delay xmlns='"+nsDly+"' stamp='"+e.Stamp.UTC().Format("2006-01-02T15:04:05.000Z")+"'/>"...)
+	b = append(b, withClientNS(e.Payload)...)
+	return append(b, "</forwarded></result></message>"...)
+}
+
+// finElement ends a query: whether the page is the last one, and the RSM
+// set of the page. mam:0's <fin/> travels in a message and names the
+// query it ends.
+func finElement(ns, queryID string, page core.ArchivePage) *xmppmap.Element {
 	fin := xmppmap.NewElement(ns, "fin")
+	if ns == NS0 && queryID != "" {
+		fin.Set("queryid", queryID)
+	}
 	if page.Complete {
 		fin.Set("complete", "true")
 	}
@@ -378,10 +471,8 @@ func (m *Module) query(q *xmppmap.IQ, ns string) {
 		set.Append(xmppmap.NewElement(nsRSM, "last")).AppendText(page.Entries[len(page.Entries)-1].ID)
 	}
 	set.Append(xmppmap.NewElement(nsRSM, "count")).AppendText(strconv.Itoa(page.Count))
-	q.Result(xmppmap.XML(fin))
+	return fin
 }
-
-var errForm = stanza.Error{Type: stanza.Modify, Condition: stanza.BadRequest}
 
 // withClientNS declares jabber:client on an archived stanza, which was
 // encoded to inherit it from the stream, so it keeps its namespace inside
