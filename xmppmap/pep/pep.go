@@ -529,6 +529,8 @@ func Related() []xmppmap.Module {
 		described{Number: 60, Title: "Publish-Subscribe", Version: "1.26.0",
 			Status: "partial: the PEP subset (publish, retract, items, create, configure, delete, purge, publish-options, " +
 				"owner affiliation); no explicit subscriptions, collections or generic services"},
+		described{Number: 84, Title: "User Avatar", Version: "1.1.4",
+			Status: "complete: the data and metadata nodes are PEP nodes like any other; XEP-0398 (vcard) converts them to and from vCard photos"},
 		described{Number: 222, Title: "Persistent Storage of Public Data via PubSub", Version: "1.0.1",
 			Status: "complete: publish-options access_model=open with persist_items"},
 		described{Number: 223, Title: "Persistent Storage of Private Data via PubSub", Version: "1.1.1",
