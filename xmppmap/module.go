@@ -249,7 +249,9 @@ type RouteEvent struct {
 
 // OnRoute adds a filter consulted before routing a RouteEvent. A filter
 // refuses by returning an error: one with an empty condition drops the
-// stanza silently, another is returned to the sender.
+// stanza silently, another is returned to the sender. A filter that lets
+// it pass may amend ev.Stanza: it is serialized after every filter ran
+// (XEP-0153 adds the avatar hash to directed presence this way).
 func (s *Server) OnRoute(f func(*RouteEvent) *StanzaError) {
 	s.routeFilters = append(s.routeFilters, f)
 }
