@@ -95,7 +95,7 @@ var Features = func() []string {
 	for _, f := range []string{"access-open", "access-presence", "access-roster", "access-whitelist",
 		"auto-create", "auto-subscribe", "config-node", "config-node-max", "create-and-configure",
 		"create-nodes", "delete-items", "delete-nodes", "filtered-notifications", "item-ids",
-		"last-published", "persistent-items", "presence-notifications", "presence-subscribe",
+		"last-published", "multi-items", "persistent-items", "presence-notifications", "presence-subscribe",
 		"publish", "publish-options", "purge-nodes", "retract-items", "retrieve-affiliations",
 		"retrieve-default", "retrieve-items"} {
 		out = append(out, NS+"#"+f)
