@@ -122,6 +122,20 @@ func (m *Module) handle(q *xmppmap.IQ, own bool) {
 	}
 }
 
+// nameOK checks the name of a node to create, answering when it is
+// missing or longer than this service keeps.
+func nameOK(q *xmppmap.IQ, name string) bool {
+	switch {
+	case name == "":
+		reply(q, errNodeRequired)
+	case len(name) > maxNodeName:
+		reply(q, errNotAcceptable)
+	default:
+		return true
+	}
+	return false
+}
+
 // node reads the named node of owner, answering the request itself when
 // there is none.
 func (m *Module) node(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID, name string) (core.MarkupNode, bool) {
@@ -181,8 +195,7 @@ func (m *Module) items(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalI
 // (XEP-0060 §7.1, §7.1.5).
 func (m *Module) clientPublish(ctx context.Context, q *xmppmap.IQ, op, opts *xmppmap.Element) {
 	name := op.Get("node")
-	if name == "" || len(name) > maxNodeName {
-		reply(q, errNodeRequired)
+	if !nameOK(q, name) {
 		return
 	}
 	items := children(op)
@@ -205,7 +218,7 @@ func (m *Module) clientPublish(ctx context.Context, q *xmppmap.IQ, op, opts *xmp
 	}
 	id := items[0].Get("id")
 	if len(id) > maxItemID {
-		reply(q, errBadRequest)
+		reply(q, errNotAcceptable)
 		return
 	}
 	var pre []formField
@@ -264,8 +277,7 @@ func (m *Module) clientRetract(ctx context.Context, q *xmppmap.IQ, op *xmppmap.E
 // (XEP-0060 §8.1).
 func (m *Module) create(ctx context.Context, q *xmppmap.IQ, op *xmppmap.Element, rest []*xmppmap.Element) {
 	name := op.Get("node")
-	if name == "" || len(name) > maxNodeName {
-		reply(q, errNodeRequired) // no instant nodes on PEP
+	if !nameOK(q, name) { // no instant nodes on PEP
 		return
 	}
 	cfg := m.defaultFor(name)
