@@ -396,14 +396,7 @@ func (m *Module) configure(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode
 	if err == nil && keep(cur.Config) < keep(n.Config) {
 		// Fewer items kept: drop the oldest now (XEP-0060 §8.2.4 lets the
 		// service do so when max_items shrinks).
-		var its []core.MarkupItem
-		if its, err = m.store.PubItems(ctx, n.Owner, n.Name, nil, 0); err == nil {
-			for _, it := range its[min(len(its), keep(cur.Config)):] {
-				if _, err = m.store.RetractItem(ctx, n.Owner, n.Name, it.ID); err != nil {
-					break
-				}
-			}
-		}
+		err = m.trim(ctx, n, keep(cur.Config))
 	}
 	l.Unlock()
 	if err != nil {
@@ -411,6 +404,21 @@ func (m *Module) configure(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode
 		return
 	}
 	q.Result(nil)
+}
+
+// trim retracts all but the newest keep items of n; the caller holds the
+// owner's lock.
+func (m *Module) trim(ctx context.Context, n core.MarkupNode, keep int) error {
+	its, err := m.store.PubItems(ctx, n.Owner, n.Name, nil, 0)
+	if err != nil {
+		return err
+	}
+	for _, it := range its[min(len(its), keep):] {
+		if _, err := m.store.RetractItem(ctx, n.Owner, n.Name, it.ID); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // remove deletes the node, or purges its items (XEP-0060 §8.4, §8.5), and
@@ -421,14 +429,7 @@ func (m *Module) remove(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode, n
 	if node {
 		_, err = m.store.DeletePubNode(ctx, n.Owner, n.Name)
 	} else {
-		var its []core.MarkupItem
-		if its, err = m.store.PubItems(ctx, n.Owner, n.Name, nil, 0); err == nil {
-			for _, it := range its {
-				if _, err = m.store.RetractItem(ctx, n.Owner, n.Name, it.ID); err != nil {
-					break
-				}
-			}
-		}
+		err = m.trim(ctx, n, 0)
 	}
 	l.Unlock()
 	if err != nil {
