@@ -388,16 +388,7 @@ func (c Conference) Equal(o Conference) bool {
 
 // Element is c as a XEP-0402 item payload.
 func (c Conference) Element() *xmppmap.Element {
-	el := xmppmap.NewElement(NS, "conference", "name", c.Name)
-	if c.Autojoin {
-		el.Set("autojoin", "true")
-	}
-	if c.Nick != "" {
-		el.Append(xmppmap.NewElement(NS, "nick")).AppendText(c.Nick)
-	}
-	if c.Password != "" {
-		el.Append(xmppmap.NewElement(NS, "password")).AppendText(c.Password)
-	}
+	el := c.element(xmppmap.NewElement(NS, "conference", "name", c.Name))
 	if c.Extensions != nil {
 		el.Append(c.Extensions)
 	}
@@ -406,15 +397,19 @@ func (c Conference) Element() *xmppmap.Element {
 
 // legacy is c as a XEP-0048 <conference/>.
 func (c Conference) legacy() *xmppmap.Element {
-	el := xmppmap.NewElement(NSLegacy, "conference", "jid", c.JID, "name", c.Name)
+	return c.element(xmppmap.NewElement(NSLegacy, "conference", "jid", c.JID, "name", c.Name))
+}
+
+// element adds what both forms share to el, in el's namespace.
+func (c Conference) element(el *xmppmap.Element) *xmppmap.Element {
 	if c.Autojoin {
 		el.Set("autojoin", "true")
 	}
 	if c.Nick != "" {
-		el.Append(xmppmap.NewElement(NSLegacy, "nick")).AppendText(c.Nick)
+		el.Append(xmppmap.NewElement(el.Name.Space, "nick")).AppendText(c.Nick)
 	}
 	if c.Password != "" {
-		el.Append(xmppmap.NewElement(NSLegacy, "password")).AppendText(c.Password)
+		el.Append(xmppmap.NewElement(el.Name.Space, "password")).AppendText(c.Password)
 	}
 	return el
 }
