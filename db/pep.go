@@ -41,27 +41,36 @@ func (d *DB) PubNode(ctx context.Context, owner core.PrincipalID, name string) (
 	return n, true, nil
 }
 
-// PubNodes lists owner's nodes, by name.
-func (d *DB) PubNodes(ctx context.Context, owner core.PrincipalID) ([]core.MarkupNode, error) {
+// PubNodes lists the nodes of the owners, by owner then name.
+func (d *DB) PubNodes(ctx context.Context, owners ...core.PrincipalID) ([]core.MarkupNode, error) {
+	if len(owners) == 0 {
+		return nil, nil
+	}
+	// One JSON array parameter for any number of owners (as in PubItems).
+	list, err := json.Marshal(owners)
+	if err != nil {
+		return nil, wrap(err, "pep nodes of %v", owners)
+	}
 	var out []core.MarkupNode
-	err := d.view(ctx, func(t *tx) error {
-		rows, err := t.q.QueryContext(ctx, `SELECT name, config FROM pep_nodes WHERE owner = ? ORDER BY name`, owner)
+	err = d.view(ctx, func(t *tx) error {
+		rows, err := t.q.QueryContext(ctx, `SELECT owner, name, config FROM pep_nodes
+			WHERE owner IN (SELECT value FROM json_each(?)) ORDER BY owner, name`, string(list))
 		if err != nil {
-			return wrap(err, "pep nodes of %s", owner)
+			return wrap(err, "pep nodes of %v", owners)
 		}
 		defer rows.Close()
 		for rows.Next() {
-			n := core.MarkupNode{Owner: owner}
+			var n core.MarkupNode
 			var cfg string
-			if err := rows.Scan(&n.Name, &cfg); err != nil {
-				return wrap(err, "pep nodes of %s", owner)
+			if err := rows.Scan(&n.Owner, &n.Name, &cfg); err != nil {
+				return wrap(err, "pep nodes of %v", owners)
 			}
 			if err := json.Unmarshal([]byte(cfg), &n.Config); err != nil {
-				return wrap(err, "pep node %s of %s: config", n.Name, owner)
+				return wrap(err, "pep node %s of %s: config", n.Name, n.Owner)
 			}
 			out = append(out, n)
 		}
-		return wrap(rows.Err(), "pep nodes of %s", owner)
+		return wrap(rows.Err(), "pep nodes of %v", owners)
 	})
 	if err != nil {
 		return nil, err

@@ -34,16 +34,18 @@ func (s *memPEP) PubNode(_ context.Context, o core.PrincipalID, n string) (core.
 	return v, ok, nil
 }
 
-func (s *memPEP) PubNodes(_ context.Context, o core.PrincipalID) ([]core.MarkupNode, error) {
+func (s *memPEP) PubNodes(_ context.Context, owners ...core.PrincipalID) ([]core.MarkupNode, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var out []core.MarkupNode
 	for _, n := range s.nodes {
-		if n.Owner == o {
+		if slices.Contains(owners, n.Owner) {
 			out = append(out, n)
 		}
 	}
-	slices.SortFunc(out, func(a, b core.MarkupNode) int { return strings.Compare(a.Name, b.Name) })
+	slices.SortFunc(out, func(a, b core.MarkupNode) int {
+		return strings.Compare(string(a.Owner)+"\x00"+a.Name, string(b.Owner)+"\x00"+b.Name)
+	})
 	return out, nil
 }
 

@@ -68,7 +68,7 @@ type Store interface {
 	// Personal eventing (XEP-0163): the methods of xmppmap/pep.Store,
 	// repeated here since the suite must not import xmppmap.
 	PubNode(ctx context.Context, owner core.PrincipalID, name string) (core.MarkupNode, bool, error)
-	PubNodes(ctx context.Context, owner core.PrincipalID) ([]core.MarkupNode, error)
+	PubNodes(ctx context.Context, owners ...core.PrincipalID) ([]core.MarkupNode, error)
 	PutPubNode(ctx context.Context, n core.MarkupNode) error
 	DeletePubNode(ctx context.Context, owner core.PrincipalID, name string) (bool, error)
 	PublishItem(ctx context.Context, owner core.PrincipalID, node string, cfg core.NodeConfig, it core.MarkupItem, keep int) error
@@ -1497,6 +1497,15 @@ func testPubNodes(t *testing.T, h *harness) {
 		{Owner: alice, Name: "urn:c", Config: pepCfg},
 	})
 	equal(t, "bob's nodes", must(s.PubNodes(c, bob))(t), []core.MarkupNode{{Owner: bob, Name: "urn:a", Config: pepCfg}})
+	// Several owners at once (a watcher's contacts), by owner then name;
+	// unknown owners add nothing, no owners give nothing.
+	both := must(s.PubNodes(c, bob, "nobody@example.org", alice))(t)
+	if len(both) != 4 || both[0].Owner != alice || both[3].Owner != bob {
+		t.Errorf("nodes of alice and bob: %v", both)
+	}
+	if n := must(s.PubNodes(c))(t); len(n) != 0 {
+		t.Errorf("nodes of no owners: %v", n)
+	}
 	checkItems(t, "items of the replaced node", must(s.PubItems(c, alice, "urn:b", nil, 0))(t), []core.MarkupItem{it2, it1})
 	if _, ok := must3(s.PubNode(c, bob, "urn:b"))(t); ok {
 		t.Error("bob sees alice's node")

@@ -416,11 +416,9 @@ func (m *Module) interestChanged(s xmppmap.Session, features []string) {
 		return
 	}
 	to := []core.AgentID{core.AgentID(s.JID().String())}
-	for _, owner := range append([]core.PrincipalID{w}, owners...) {
-		m.sendLast(ctx, owner, w, to, func(n core.MarkupNode) bool {
-			return fresh[n.Name] && n.Config.SendLast == sendOnSubAndPres
-		})
-	}
+	m.sendLast(ctx, append([]core.PrincipalID{w}, owners...), w, to, func(n core.MarkupNode) bool {
+		return fresh[n.Name] && n.Config.SendLast == sendOnSubAndPres
+	})
 }
 
 // subscribed sends a newly approved watcher's available resources the last
@@ -439,27 +437,29 @@ func (m *Module) subscribed(sub core.Subscription, fx core.Effect) {
 	if len(to) == 0 {
 		return
 	}
-	m.sendLast(context.Background(), sub.Presentity, sub.Watcher, to, func(n core.MarkupNode) bool {
+	m.sendLast(context.Background(), []core.PrincipalID{sub.Presentity}, sub.Watcher, to, func(n core.MarkupNode) bool {
 		return n.Config.SendLast != sendNever
 	})
 }
 
-// sendLast sends agents of watcher w the last item of each of owner's nodes
-// that want says and w may read; send filters by +notify.
-func (m *Module) sendLast(ctx context.Context, owner, w core.PrincipalID, to []core.AgentID, want func(core.MarkupNode) bool) {
-	nodes, err := m.store.PubNodes(ctx, owner)
+// sendLast sends agents of watcher w the last item of each of the owners'
+// nodes that want says and w may read; send filters by +notify. The nodes
+// of all owners are read at once: a login must not cost a query per
+// contact.
+func (m *Module) sendLast(ctx context.Context, owners []core.PrincipalID, w core.PrincipalID, to []core.AgentID, want func(core.MarkupNode) bool) {
+	nodes, err := m.store.PubNodes(ctx, owners...)
 	if err != nil {
-		m.log.Warn("pep last items", "owner", owner, "err", err)
+		m.log.Warn("pep last items", "watcher", w, "err", err)
 		return
 	}
 	for _, n := range nodes {
 		if !want(n) {
 			continue
 		}
-		if ok, _ := m.allowed(ctx, owner, w, n.Config); !ok {
+		if ok, _ := m.allowed(ctx, n.Owner, w, n.Config); !ok {
 			continue
 		}
-		its, err := m.store.PubItems(ctx, owner, n.Name, nil, 1)
+		its, err := m.store.PubItems(ctx, n.Owner, n.Name, nil, 1)
 		if err != nil || len(its) == 0 {
 			continue
 		}

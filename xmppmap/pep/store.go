@@ -10,8 +10,8 @@ import (
 type Store interface {
 	// PubNode returns owner's node name; ok is false when there is none.
 	PubNode(ctx context.Context, owner core.PrincipalID, name string) (n core.MarkupNode, ok bool, err error)
-	// PubNodes lists owner's nodes, by name.
-	PubNodes(ctx context.Context, owner core.PrincipalID) ([]core.MarkupNode, error)
+	// PubNodes lists the nodes of the owners, by owner then name.
+	PubNodes(ctx context.Context, owners ...core.PrincipalID) ([]core.MarkupNode, error)
 	// PutPubNode creates n or replaces its configuration.
 	PutPubNode(ctx context.Context, n core.MarkupNode) error
 	// DeletePubNode removes the node and its items; false if there was none.

@@ -99,8 +99,10 @@ type noPEP struct{}
 func (noPEP) PubNode(context.Context, core.PrincipalID, string) (core.MarkupNode, bool, error) {
 	return core.MarkupNode{}, false, nil
 }
-func (noPEP) PubNodes(context.Context, core.PrincipalID) ([]core.MarkupNode, error) { return nil, nil }
-func (noPEP) PutPubNode(context.Context, core.MarkupNode) error                     { return nil }
+func (noPEP) PubNodes(context.Context, ...core.PrincipalID) ([]core.MarkupNode, error) {
+	return nil, nil
+}
+func (noPEP) PutPubNode(context.Context, core.MarkupNode) error { return nil }
 func (noPEP) DeletePubNode(context.Context, core.PrincipalID, string) (bool, error) {
 	return false, nil
 }
