@@ -123,3 +123,33 @@ func (noData) PutAccountData(context.Context, core.PrincipalID, string, []byte) 
 	return nil
 }
 func (noPEP) PubBytes(context.Context, core.PrincipalID) (int64, error) { return 0, nil }
+
+// TestDisabledPEP: switching PEP off takes what lives in it along, and
+// leaves what does not.
+func TestDisabledPEP(t *testing.T) {
+	nums := func(disabled ...int) map[int]bool {
+		out := map[int]bool{}
+		for _, m := range Modules(Options{Version: "t", Blocklists: noBlocklists{}, Archive: noArchive{}, Accounts: noAccounts{},
+			PEP: noPEP{}, AccountData: noData{}, Disabled: disabled}) {
+			out[m.XEP().Number] = true
+		}
+		return out
+	}
+	all := nums()
+	for _, n := range []int{49, 54, 60, 84, 115, 153, 163, 398, 402, 411, 48} {
+		if !all[n] {
+			t.Errorf("XEP-%04d missing by default", n)
+		}
+	}
+	off := nums(163)
+	for _, n := range []int{60, 84, 163, 398, 402, 411, 48} {
+		if off[n] {
+			t.Errorf("XEP-%04d still there without PEP", n)
+		}
+	}
+	for _, n := range []int{49, 54, 115, 153} {
+		if !off[n] {
+			t.Errorf("XEP-%04d gone with PEP", n)
+		}
+	}
+}

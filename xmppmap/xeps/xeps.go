@@ -78,6 +78,11 @@ func Modules(o Options) []xmppmap.Module {
 	if !slices.Contains(o.Disabled, 115) {
 		capsMod = caps.New(d)
 	}
+	var priv *private.Module
+	if o.AccountData != nil {
+		priv = private.New(o.AccountData, private.Options{})
+		mods = append(mods, priv)
+	}
 	var pp vcard.PEP // a nil interface without PEP
 	if o.PEP != nil && !slices.Contains(o.Disabled, 163) {
 		var c pep.Caps
@@ -93,9 +98,8 @@ func Modules(o Options) []xmppmap.Module {
 			// node without publish-options.
 			p.SetDefault(bookmarks.NS, *bookmarks.NodeConfig())
 			p.SetDefault(bookmarks.NSLegacy, *bookmarks.LegacyNodeConfig())
-			priv := private.New(o.AccountData, private.Options{})
 			bm := bookmarks.New(p, priv, o.AccountData, o.Logger)
-			mods = append(mods, priv, bm, bm.Legacy(), bm.Conversion())
+			mods = append(mods, bm, bm.Legacy(), bm.Conversion())
 		}
 	}
 	if o.AccountData != nil {
