@@ -35,6 +35,11 @@ of "users"):
     pep_omemo.py         alice bob carol   OMEMO-style PEP: publish-options, +notify, open bundles,
                                            precondition-not-met; --phase publish / after-restart
                                            (e2e/pep_test.go restarts the server in between)
+    bookmarks.py         alice bob         XEP-0048 (xep_0048, private XML) <-> XEP-0402 items; a contact
+                                           refused, not notified; --phase store / after-restart
+    avatars.py           alice bob carol   XEP-0084 (xep_0084) <-> vCard PHOTO (xep_0054) and the hash in
+                                           presence (xep_0153); --phase set / after-restart
+                                           (e2e/profile_slixmpp_test.go restarts the server in between)
 
 ([new]: an account that must not exist yet; the scenario creates it.)
 
