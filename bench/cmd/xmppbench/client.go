@@ -44,6 +44,10 @@ type client struct {
 	fr   *framer
 	wmu  sync.Mutex
 	tlsV string
+	// answer, when set before serve, may answer the server's IQ get/set
+	// requests itself (the whole <iq/> to send back); "" leaves them to
+	// serve's empty result.
+	answer func(el []byte) string
 
 	closed atomic.Bool
 }
@@ -182,8 +186,8 @@ func (c *client) sendBytes(b []byte) error {
 }
 
 // serve reads stanzas until the stream ends, answering the server's IQ
-// requests (pings, roster pushes) with an empty result, and passing every
-// stanza to h. It returns when the connection closes.
+// requests (pings, roster pushes) with c.answer's reply or an empty result,
+// and passing every stanza to h. It returns when the connection closes.
 func (c *client) serve(h func(el []byte)) error {
 	for {
 		kind, el, err := c.fr.next()
@@ -197,7 +201,7 @@ func (c *client) serve(h func(el []byte)) error {
 			continue
 		}
 		if el[1] == 'i' && elName(el) == "iq" {
-			if typ := attr(el, "type"); typ == "get" || typ == "set" {
+			if typ := attr(el, "type"); (typ == "get" || typ == "set") && !c.answerIQ(el) {
 				from := attr(el, "from")
 				reply := "<iq type='result' id='" + escape(attr(el, "id")) + "'"
 				if from != "" {
@@ -210,6 +214,19 @@ func (c *client) serve(h func(el []byte)) error {
 			h(el)
 		}
 	}
+}
+
+// answerIQ sends c.answer's reply to a request, if it has one.
+func (c *client) answerIQ(el []byte) bool {
+	if c.answer == nil {
+		return false
+	}
+	reply := c.answer(el)
+	if reply == "" {
+		return false
+	}
+	c.send(reply)
+	return true
 }
 
 // close ends the stream politely and closes the socket without waiting.

@@ -7,7 +7,7 @@
 //	xmppbench prosody-accounts     write Prosody account files directly (bulk users)
 //	xmppbench report [flags]       results.jsonl -> CSV, markdown table, SVG chart
 //
-// Scenarios: login, messages, presence, idle, offline. Each is bounded in
+// Scenarios: login, messages, presence, pep, idle, offline. Each is bounded in
 // connections and time and stops by itself.
 package main
 
@@ -24,7 +24,7 @@ import (
 	"time"
 )
 
-const usage = `usage: xmppbench login|messages|presence|idle|offline|setup [flags]
+const usage = `usage: xmppbench login|messages|presence|pep|idle|offline|setup [flags]
        xmppbench prosody-accounts -dir DIR -users N [...]
        xmppbench report -in results.jsonl -out DIR
 Run "xmppbench SUBCOMMAND -h" for the flags.`
@@ -71,7 +71,7 @@ func main() {
 		exit(chartCmd(args))
 	case "prosody-accounts":
 		exit(prosodyAccounts(args))
-	case "login", "messages", "presence", "idle", "offline", "setup":
+	case "login", "messages", "presence", "pep", "idle", "offline", "setup":
 	default:
 		fmt.Fprintln(os.Stderr, usage)
 		os.Exit(2)
@@ -92,12 +92,12 @@ func main() {
 	fs.IntVar(&o.n, "n", 200, "login: users logging in (sequential pass, then concurrent pass)")
 	fs.IntVar(&o.first, "first", 0, "index of the first user of the scenario")
 	fs.IntVar(&o.pairs, "pairs", 100, "messages: online pairs")
-	fs.DurationVar(&o.duration, "t", 10*time.Second, "messages: sending time")
-	fs.IntVar(&o.window, "window", 16, "messages: in-flight messages per sender; presence: in-flight changes")
-	fs.IntVar(&o.k, "k", 200, "presence/setup: contacts of the hub user")
-	fs.IntVar(&o.contacts, "contacts", 200, "presence/setup: index of the first contact user")
-	fs.IntVar(&o.r, "r", 100, "presence: presence changes")
-	fs.StringVar(&o.hub, "hub", "hub", "presence/setup: the user with K contacts")
+	fs.DurationVar(&o.duration, "t", 10*time.Second, "messages: sending time; presence/pep with -r 0: changes/publishes for this long")
+	fs.IntVar(&o.window, "window", 16, "messages: in-flight messages per sender; presence: in-flight changes; pep: in-flight publishes")
+	fs.IntVar(&o.k, "k", 200, "presence/pep/setup: contacts of the hub user")
+	fs.IntVar(&o.contacts, "contacts", 200, "presence/pep/setup: index of the first contact user")
+	fs.IntVar(&o.r, "r", 100, "presence: presence changes; pep: items published (0: for -t)")
+	fs.StringVar(&o.hub, "hub", "hub", "presence/pep/setup: the user with K contacts")
 	fs.IntVar(&o.users, "users", 500, "idle: distinct users; setup: users u0..N-1 to warm")
 	fs.IntVar(&o.res, "resources", 10, "idle: sessions per user")
 	fs.DurationVar(&o.hold, "hold", 5*time.Second, "idle: how long the sessions are held after the RSS reading")
@@ -124,6 +124,8 @@ func main() {
 		r, err = runMessages(o)
 	case "presence":
 		r, err = runPresence(o)
+	case "pep":
+		r, err = runPEP(o)
 	case "idle":
 		r, err = runIdle(o)
 	case "offline":

@@ -39,6 +39,17 @@ var figures = []figure{
 	{"presence", "p99_ms", "presence: p99 ms", false},
 	{"presence", "lost", "presence: lost", false},
 	{"presence", "server_us_per_notif", "presence: server CPU µs/notification", false},
+	{"pep", "notif_per_s", "pep: notifications/s", true},
+	{"pep", "p50_ms", "pep: p50 ms", false},
+	{"pep", "p99_ms", "pep: p99 ms", false},
+	{"pep", "lost", "pep: lost", false},
+	{"pep", "publish_errors", "pep: publish IQ errors", false},
+	{"pep", "dupes", "pep: duplicate notifications (not counted above)", false},
+	{"pep", "server_us_per_notif", "pep: server CPU µs/notification", false},
+	{"pep", "publish_p50_ms", "pep: publish IQ p50 ms", false},
+	{"pep", "ready_ms", "pep: ready ms (K initial presences with caps to all notified)", false},
+	{"pep", "server_ms_per_contact_ready", "pep: server CPU ms/contact until ready", false},
+	{"pep", "caps_queries", "pep: caps disco#info queries", false},
 	{"idle", "sessions", "idle: sessions held", true},
 	{"idle", "kib_per_session", "idle: server KiB RSS/session", false},
 	{"idle", "logins_per_s", "idle: logins/s while filling", true},
@@ -72,9 +83,15 @@ func derive(r map[string]any) {
 		if n := f("delivered"); n > 0 && cpu >= 0 {
 			r["server_us_per_msg"] = round(cpu*1e6/n, 2)
 		}
-	case "presence":
+	case "presence", "pep":
 		if n := f("notifications"); n > 0 && cpu >= 0 {
 			r["server_us_per_notif"] = round(cpu*1e6/n, 2)
+		}
+		// pep: from the contacts' initial presence with caps until every
+		// contact was notified (roster gets, presences, caps queries, the
+		// hub's login, warm-up publishes).
+		if k, v := f("k"), f("server_cpu_ready_s"); k > 0 && v >= 0 {
+			r["server_ms_per_contact_ready"] = round(v*1e3/k, 3)
 		}
 	}
 	if w := f("wall_s"); w > 0 {
@@ -158,7 +175,7 @@ func report(args []string) error {
 	mc := csv.NewWriter(medF)
 	mc.Write([]string{"scenario", "metric", "label", "better", "server", "median", "runs"})
 	rows := append([]figure(nil), figures...)
-	for _, s := range []string{"login", "messages", "presence", "idle", "offline"} {
+	for _, s := range scenarioNames {
 		rows = append(rows, figure{s, "gen_cpu_pct", s + ": generator CPU % of one core", false},
 			figure{s, "server_cpu_other_pct", s + ": other processes on the server's CPU, % (noise)", false},
 			figure{s, "gen_cpu_other_pct", s + ": other processes on the generator's CPU, % (noise)", false})
@@ -221,9 +238,10 @@ func report(args []string) error {
 	return writeChart(filepath.Join(*out, "medians.csv"), filepath.Join(*out, "chart.svg"), servers)
 }
 
-func scenarioOrder(s string) int {
-	return slices.Index([]string{"login", "messages", "presence", "idle", "offline"}, s)
-}
+// scenarioNames are the scenarios in the table's order.
+var scenarioNames = []string{"login", "messages", "presence", "pep", "idle", "offline"}
+
+func scenarioOrder(s string) int { return slices.Index(scenarioNames, s) }
 
 func median(v []float64) float64 {
 	s := append([]float64(nil), v...)
@@ -267,6 +285,8 @@ var chartFigures = []struct{ scenario, metric, title string }{
 	{"messages", "p99_ms", "messages: p99 latency ms (lower is better)"},
 	{"presence", "notif_per_s", "presence: notifications/s (higher is better)"},
 	{"presence", "p99_ms", "presence: p99 fan-out ms (lower is better)"},
+	{"pep", "notif_per_s", "pep: notifications/s (higher is better)"},
+	{"pep", "server_us_per_notif", "pep: server CPU µs/notification (lower is better)"},
 	{"login", "conc_logins_per_s", "login: concurrent logins/s (higher is better)"},
 	{"idle", "kib_per_session", "idle: KiB RSS per session (lower is better)"},
 }
@@ -299,8 +319,18 @@ func writeChart(csvPath, svgPath string, servers []string) error {
 			val[r[0]+"|"+r[1]+"|"+r[4]] = v
 		}
 	}
+	// Only the figures of scenarios that were run (a subset run has fewer).
+	var figs []struct{ scenario, metric, title string }
+	for _, cf := range chartFigures {
+		for _, s := range servers {
+			if _, ok := val[cf.scenario+"|"+cf.metric+"|"+s]; ok {
+				figs = append(figs, cf)
+				break
+			}
+		}
+	}
 	const pw, ph, cols = 330, 210, 2
-	rowsN := (len(chartFigures) + cols - 1) / cols
+	rowsN := (len(figs) + cols - 1) / cols
 	W, H := pw*cols+20, ph*rowsN+50
 	var b strings.Builder
 	fmt.Fprintf(&b, `<svg xmlns="http://www.w3.org/2000/svg" width="%d" height="%d" viewBox="0 0 %d %d" font-family="sans-serif" font-size="11">`+"\n", W, H, W, H)
@@ -309,7 +339,7 @@ func writeChart(csvPath, svgPath string, servers []string) error {
 	for i, s := range servers {
 		fmt.Fprintf(&b, `<rect x="%d" y="28" width="10" height="10" fill="%s"/><text x="%d" y="37">%s</text>`+"\n", 10+i*110, chartColors[i%len(chartColors)], 24+i*110, s)
 	}
-	for n, cf := range chartFigures {
+	for n, cf := range figs {
 		x0, y0 := 10+(n%cols)*pw, 50+(n/cols)*ph
 		fmt.Fprintf(&b, `<text x="%d" y="%d" font-weight="bold">%s</text>`+"\n", x0, y0+14, cf.title)
 		maxV := 0.0
