@@ -152,6 +152,10 @@ func XML(el *Element) []byte { return el.AppendXML(nil, nsClient) }
 // character data.
 func Escape(s string) string { return string(appendEscaped(nil, s, true)) }
 
+// AppendEscaped appends s to b escaped as Escape does, without allocating
+// when b has room.
+func AppendEscaped(b []byte, s string) []byte { return appendEscaped(b, s, true) }
+
 // Session is a module's handle on one bound client session.
 type Session struct{ ss *session }
 

@@ -367,7 +367,7 @@ func (m *Module) notify(ctx context.Context, n core.MarkupNode, inner string) {
 // n's notifications (+notify, XEP-0163 §4.3.x filtered notifications).
 func (m *Module) send(_ context.Context, n core.MarkupNode, to []core.AgentID, event, extra string) {
 	feature := n.Name + "+notify"
-	var body string
+	var head, tail string
 	for _, a := range to {
 		if m.caps == nil || !m.caps.Has(string(a), feature) {
 			continue
@@ -376,11 +376,17 @@ func (m *Module) send(_ context.Context, n core.MarkupNode, to []core.AgentID, e
 		if !ok {
 			continue
 		}
-		if body == "" {
-			body = "' type='headline'><event xmlns='" + NSEvent + "'>" + event + "</event>" + extra + "</message>"
+		if head == "" {
+			// One id for the event: ids need only be unique between a
+			// sender and each recipient (RFC 6120 §8.1.3).
+			head = "<message from='" + xmppmap.Escape(string(n.Owner)) + "' id='" + m.srv.Engine().NewID() + "' to='"
+			tail = "' type='headline'><event xmlns='" + NSEvent + "'>" + event + "</event>" + extra + "</message>"
 		}
-		ss.Send([]byte("<message from='" + xmppmap.Escape(string(n.Owner)) + "' id='" + m.srv.Engine().NewID() +
-			"' to='" + xmppmap.Escape(string(a)) + body))
+		// One allocation per recipient: the bytes stay queued on its session.
+		b := make([]byte, 0, len(head)+len(a)+8+len(tail))
+		b = append(b, head...)
+		b = xmppmap.AppendEscaped(b, string(a))
+		ss.Send(append(b, tail...))
 	}
 }
 
