@@ -480,3 +480,29 @@ func TestPEPQuota(t *testing.T) {
 		t.Fatalf("after freeing space: %s", el)
 	}
 }
+
+// TestPEPClientOptionBundles publishes with the exact publish-options real
+// clients send, to a new node and again to the existing one.
+func TestPEPClientOptionBundles(t *testing.T) {
+	s, _, _ := newPEPServer(t)
+	alice := s.Connect(t, "alice@localhost/a")
+	for _, tc := range []struct{ who, node, opts string }{
+		// nbxmpp 4 (Gajim 1.7) NativeBookmarks.BOOKMARK_OPTIONS.
+		{"nbxmpp bookmarks", "urn:xmpp:bookmarks:1", opt("notify_delete", "true") + opt("notify_retract", "true") + opt("persist_items", "true") +
+			opt("max_items", "max") + opt("access_model", "whitelist") + opt("send_last_published_item", "never")},
+		// nbxmpp PEPBookmarks (XEP-0048 over PEP).
+		{"nbxmpp legacy bookmarks", "storage:bookmarks", opt("persist_items", "true") + opt("access_model", "whitelist")},
+		// Conversations' persistentWhitelistAccessMaxItems (bookmarks, MDS).
+		{"Conversations MDS", "urn:xmpp:mds:displayed:0", opt("persist_items", "true") + opt("access_model", "whitelist") +
+			opt("send_last_published_item", "never") + opt("max_items", "max") + opt("notify_delete", "true")},
+		// Conversations' openAccess (OMEMO).
+		{"Conversations OMEMO", devices, opt("access_model", "open")},
+	} {
+		for i := range 2 {
+			el := alice.Request(publishIQ("b", tc.node, "x", "<x xmlns='urn:t'/>", tc.opts))
+			if el.Get("type") != "result" {
+				t.Errorf("%s, publish %d: %s", tc.who, i+1, el)
+			}
+		}
+	}
+}

@@ -98,10 +98,21 @@ func field(cfg *core.NodeConfig, name string, vals []string) error {
 		cfg.NotifyRetract = b
 	case "pubsub#title":
 		cfg.Title = v
-	case "pubsub#deliver_payloads", "pubsub#deliver_notifications", "pubsub#presence_based_delivery":
-		// Always true here; asking for false cannot be honoured.
+	case "pubsub#deliver_payloads", "pubsub#deliver_notifications", "pubsub#presence_based_delivery", "pubsub#notify_delete":
+		// Always so here; asking otherwise cannot be honoured.
+		// Conversations and nbxmpp send notify_delete=true with bookmarks.
 		if b, err := parseBool(v); err != nil || !b {
 			return fmt.Errorf("%s must be true", name)
+		}
+	case "pubsub#notify_config", "pubsub#notify_sub":
+		// Never so here: configuration changes and subscriptions are not
+		// announced.
+		if b, err := parseBool(v); err != nil || b {
+			return fmt.Errorf("%s must be false", name)
+		}
+	case "pubsub#publish_model":
+		if v != "publishers" { // only the owner publishes to PEP
+			return fmt.Errorf("publish_model %q is not supported", v)
 		}
 	default:
 		return fmt.Errorf("field %q is not supported", name)
@@ -221,6 +232,9 @@ func configForm(cfg core.NodeConfig, typ string) string {
 		sendNever, sendOnSub, sendOnSubAndPres)
 	f("pubsub#notify_retract", "boolean", "Notify subscribers when items are removed from the node", bs(cfg.NotifyRetract))
 	f("pubsub#deliver_payloads", "boolean", "Deliver payloads with event notifications", bs(true))
+	f("pubsub#notify_delete", "boolean", "Notify subscribers when the node is deleted", bs(true))
+	f("pubsub#notify_config", "boolean", "Notify subscribers when the configuration changes", bs(false))
+	f("pubsub#publish_model", "list-single", "Who may publish", []string{"publishers"}, "publishers")
 	b.WriteString("</x>")
 	return b.String()
 }

@@ -52,6 +52,12 @@ func TestField(t *testing.T) {
 		{"pubsub#title", []string{"Mood"}, true, func(c core.NodeConfig) bool { return c.Title == "Mood" }},
 		{"pubsub#deliver_payloads", []string{"true"}, true, func(core.NodeConfig) bool { return true }},
 		{"pubsub#deliver_payloads", []string{"false"}, false, nil}, // cannot be honoured
+		{"pubsub#notify_delete", []string{"true"}, true, func(core.NodeConfig) bool { return true }},
+		{"pubsub#notify_delete", []string{"0"}, false, nil},
+		{"pubsub#notify_config", []string{"false"}, true, func(core.NodeConfig) bool { return true }},
+		{"pubsub#notify_config", []string{"1"}, false, nil},
+		{"pubsub#publish_model", []string{"publishers"}, true, func(core.NodeConfig) bool { return true }},
+		{"pubsub#publish_model", []string{"open"}, false, nil},
 		{"pubsub#unknown", []string{"x"}, false, nil},
 		{"FORM_TYPE", []string{"anything"}, true, func(core.NodeConfig) bool { return true }},
 	} {
