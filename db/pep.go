@@ -137,13 +137,29 @@ func (d *DB) PublishItem(ctx context.Context, owner core.PrincipalID, node strin
 		if keep <= 0 {
 			return nil
 		}
-		// Everything at or below the (keep+1)-th newest seq goes; with
-		// keep items or fewer the subquery is NULL and nothing matches.
-		_, err := t.q.ExecContext(ctx, `DELETE FROM pep_items WHERE owner = ? AND node = ? AND seq <= (
-	SELECT seq FROM pep_items WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
-			owner, node, owner, node, keep)
-		return wrap(err, "trim pep node %s of %s to %d", node, owner, keep)
+		return trimItems(ctx, t, owner, node, keep)
 	})
+}
+
+// TrimItems keeps only the newest keep items of the node (keep <= 0: none),
+// in one transaction.
+func (d *DB) TrimItems(ctx context.Context, owner core.PrincipalID, node string, keep int) error {
+	return d.update(ctx, func(t *tx) error {
+		if keep <= 0 {
+			_, err := t.q.ExecContext(ctx, `DELETE FROM pep_items WHERE owner = ? AND node = ?`, owner, node)
+			return wrap(err, "purge pep node %s of %s", node, owner)
+		}
+		return trimItems(ctx, t, owner, node, keep)
+	})
+}
+
+// trimItems deletes everything at or below the (keep+1)-th newest seq;
+// with keep items or fewer the subquery is NULL and nothing matches.
+func trimItems(ctx context.Context, t *tx, owner core.PrincipalID, node string, keep int) error {
+	_, err := t.q.ExecContext(ctx, `DELETE FROM pep_items WHERE owner = ? AND node = ? AND seq <= (
+	SELECT seq FROM pep_items WHERE owner = ? AND node = ? ORDER BY seq DESC LIMIT 1 OFFSET ?)`,
+		owner, node, owner, node, keep)
+	return wrap(err, "trim pep node %s of %s to %d", node, owner, keep)
 }
 
 // RetractItem deletes one item; false if it was not there.

@@ -82,6 +82,16 @@ func (s *memPEP) PublishItem(_ context.Context, o core.PrincipalID, n string, cf
 	return nil
 }
 
+func (s *memPEP) TrimItems(_ context.Context, o core.PrincipalID, n string, keep int) error {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	k := pepKey(o, n)
+	if its := s.items[k]; len(its) > max(keep, 0) {
+		s.items[k] = its[len(its)-max(keep, 0):]
+	}
+	return nil
+}
+
 func (s *memPEP) RetractItem(_ context.Context, o core.PrincipalID, n, id string) (bool, error) {
 	s.mu.Lock()
 	defer s.mu.Unlock()
@@ -222,9 +232,12 @@ func TestPEPOMEMOFlow(t *testing.T) {
 
 	// The device list, open to anyone (Conversations' publish-options).
 	list := `<list xmlns='eu.siacs.conversations.axolotl'><device id='31415'/></list>`
-	if el := alice.Request(publishIQ("p1", devices, "current", list, opt("access_model", "open"))); el.Get("type") != "result" ||
-		!strings.Contains(el.String(), "<item id='current'/>") {
-		t.Fatalf("publish: %s", el)
+	// The owner's resource with +notify is told too: before the answer,
+	// since watchers are notified under the owner's lock.
+	alice.Send(publishIQ("p1", devices, "current", list, opt("access_model", "open")))
+	nextWith(t, alice, "pubsub#event")
+	if x := nextWith(t, alice, "id='p1'"); !strings.Contains(x, "type='result'") || !strings.Contains(x, "<item id='current'/>") {
+		t.Fatalf("publish: %s", x)
 	}
 	// The contact with +notify and the owner's own resource are told.
 	ev := nextWith(t, bob, "http://jabber.org/protocol/pubsub#event")
@@ -233,7 +246,6 @@ func TestPEPOMEMOFlow(t *testing.T) {
 			t.Errorf("notification lacks %s: %s", want, ev)
 		}
 	}
-	nextWith(t, alice, "pubsub#event")
 	// The stranger is not: it is no presence subscriber.
 	quiet(t, eve, "pubsub#event")
 
@@ -397,7 +409,10 @@ func TestPEPRequests(t *testing.T) {
 		{alice, `<iq type='set' id='1'>` + ps(`<create node='urn:test:n'/>`) + `</iq>`, "<conflict", ""},
 		{alice, `<iq type='set' id='1'>` + ps(`<create node='urn:test:m'/><configure><x xmlns='jabber:x:data' type='submit'><field var='FORM_TYPE'><value>http://jabber.org/protocol/pubsub#node_config</value></field><field var='pubsub#access_model'><value>whitelist</value></field></x></configure>`) + `</iq>`, "type='result'", ""},
 		{bob, `<iq type='get' id='1' to='alice@localhost'>` + ps(`<items node='urn:test:m'/>`) + `</iq>`, "closed-node", ""},
-		{alice, `<iq type='set' id='1'>` + ps(`<subscribe node='urn:test:n' jid='alice@localhost'/>`) + `</iq>`, "feature-not-implemented", ""},
+		{alice, `<iq type='set' id='1'>` + ps(`<subscribe node='urn:test:n' jid='alice@localhost'/>`) + `</iq>`, "<unsupported xmlns='http://jabber.org/protocol/pubsub#errors' feature='subscribe'/>", ""},
+		{alice, `<iq type='get' id='1'>` + ps(`<subscriptions/>`) + `</iq>`, "feature='retrieve-subscriptions'", ""},
+		{alice, `<iq type='get' id='1'>` + ps(`<affiliations/>`) + `</iq>`, "<affiliation node='urn:test:m' affiliation='owner'/><affiliation node='urn:test:n' affiliation='owner'/>", ""},
+		{bob, `<iq type='get' id='1' to='alice@localhost'>` + ps(`<affiliations/>`) + `</iq>`, "<affiliations/>", ""},
 		{alice, `<iq type='set' id='1'>` + own(`<purge node='urn:test:n'/>`) + `</iq>`, "type='result'", "<purge node='urn:test:n'/>"},
 		{bob, `<iq type='get' id='1' to='alice@localhost'>` + ps(`<items node='urn:test:n'/>`) + `</iq>`, "<items node='urn:test:n'/>", ""},
 		{alice, `<iq type='set' id='1'>` + own(`<delete node='urn:test:n'/>`) + `</iq>`, "type='result'", "<delete node='urn:test:n'/>"},
@@ -439,6 +454,8 @@ func TestPEPLastItemOnSubscription(t *testing.T) {
 	if x := nextWith(t, eve, "pubsub#event"); !strings.Contains(x, "urn:test:mood</m>") {
 		t.Fatalf("last item on subscription: %s", x)
 	}
+	// The hook ran on alice's goroutine: once she answers a ping it is done.
+	alice.Request(`<iq type='get' id='sync'><ping xmlns='urn:xmpp:ping'/></iq>`)
 	quiet(t, eve, "urn:test:never</m>")
 }
 
@@ -474,6 +491,10 @@ func TestPEPQuota(t *testing.T) {
 	}
 	if got := alice.Request(publishIQ("2", "urn:test:b", "1", big, "")).String(); !strings.Contains(got, "policy-violation") {
 		t.Fatalf("over quota: %s", got)
+	}
+	// Replacing an item counts what it frees: a bundle can be republished.
+	if el := alice.Request(publishIQ("2b", "urn:test:a", "1", big, "")); el.Get("type") != "result" {
+		t.Fatalf("replacing at the quota: %s", el)
 	}
 	alice.Request(`<iq type='set' id='r'><pubsub xmlns='http://jabber.org/protocol/pubsub'><retract node='urn:test:a'><item id='1'/></retract></pubsub></iq>`)
 	if el := alice.Request(publishIQ("3", "urn:test:b", "1", big, "")); el.Get("type") != "result" {

@@ -75,6 +75,7 @@ type Store interface {
 	RetractItem(ctx context.Context, owner core.PrincipalID, node, id string) (bool, error)
 	PubItems(ctx context.Context, owner core.PrincipalID, node string, ids []string, max int) ([]core.MarkupItem, error)
 	PubBytes(ctx context.Context, owner core.PrincipalID) (int64, error)
+	TrimItems(ctx context.Context, owner core.PrincipalID, node string, keep int) error
 	// Per-account values (XEP-0049 private storage, XEP-0054 vcard-temp):
 	// nil when none; storing nil deletes.
 	AccountData(ctx context.Context, owner core.PrincipalID, key string) ([]byte, error)
@@ -1659,6 +1660,18 @@ func testPubTrim(t *testing.T, h *harness) {
 	}
 	if got := itemIDs(must(s.PubItems(c, alice, "untouched", nil, 0))(t)); got != "y,x" {
 		t.Errorf("trimming touched another node: %s", got)
+	}
+	// TrimItems trims on its own; keep 0 purges.
+	noErr(t, s.TrimItems(c, alice, "keep 3 of 5", 2))
+	if got := itemIDs(must(s.PubItems(c, alice, "keep 3 of 5", nil, 0))(t)); got != "5,4" {
+		t.Errorf("TrimItems 2: %s, want 5,4", got)
+	}
+	noErr(t, s.TrimItems(c, alice, "keep 3 of 5", 0))
+	if got := itemIDs(must(s.PubItems(c, alice, "keep 3 of 5", nil, 0))(t)); got != "" {
+		t.Errorf("TrimItems 0: %s, want none", got)
+	}
+	if got := itemIDs(must(s.PubItems(c, alice, "untouched", nil, 0))(t)); got != "y,x" {
+		t.Errorf("TrimItems touched another node: %s", got)
 	}
 	// PubBytes counts what is kept, over all of the owner's nodes.
 	create(t, s, bob)

@@ -12,6 +12,9 @@ import (
 	"github.com/imppd/imppd/xmppmap"
 )
 
+// nsClient is the namespace a payload without its own inherits.
+const nsClient = "jabber:client"
+
 func appErr(t stanza.ErrorType, cond stanza.Condition, app string) xmppmap.StanzaError {
 	se := xmppmap.StanzaError{Error: stanza.Error{Type: t, Condition: cond}}
 	if app != "" {
@@ -28,7 +31,6 @@ var (
 	errItemRequired     = appErr(stanza.Modify, stanza.BadRequest, "item-required")
 	errPayloadRequired  = appErr(stanza.Modify, stanza.BadRequest, "payload-required")
 	errInvalidPayload   = appErr(stanza.Modify, stanza.BadRequest, "invalid-payload")
-	errItemForbidden    = appErr(stanza.Modify, stanza.BadRequest, "item-forbidden")
 	errNotFound         = appErr(stanza.Cancel, stanza.ItemNotFound, "")
 	errForbidden        = appErr(stanza.Auth, stanza.Forbidden, "")
 	errConflict         = appErr(stanza.Cancel, stanza.Conflict, "")
@@ -112,11 +114,11 @@ func (m *Module) handle(q *xmppmap.IQ, own bool) {
 			return
 		}
 		m.create(ctx, q, op, kids[1:])
-	case op.Name.Local == "subscribe" || op.Name.Local == "unsubscribe" || op.Name.Local == "options" || op.Name.Local == "subscriptions":
+	case unsupportedOps[op.Name.Local] != "":
 		// Subscriptions to PEP nodes follow presence (XEP-0163 §4.3).
-		reply(q, unsupported(op.Name.Local))
+		reply(q, unsupported(unsupportedOps[op.Name.Local]))
 	case op.Name.Local == "affiliations" && !set:
-		q.Result([]byte("<pubsub xmlns='" + NS + "'><affiliations/></pubsub>"))
+		m.affiliations(ctx, q, owner, own)
 	default:
 		reply(q, errBadRequest)
 	}
@@ -152,6 +154,31 @@ func (m *Module) node(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID
 		reply(q, errNotFound)
 	}
 	return n, ok
+}
+
+// unsupportedOps names the XEP-0060 §10 feature each operation needs.
+var unsupportedOps = map[string]string{
+	"subscribe": "subscribe", "unsubscribe": "subscribe",
+	"options": "subscription-options", "subscriptions": "retrieve-subscriptions",
+}
+
+// affiliations lists the requester's affiliations (XEP-0060 §5.7): owner
+// of each of its own nodes, none elsewhere.
+func (m *Module) affiliations(ctx context.Context, q *xmppmap.IQ, owner core.PrincipalID, own bool) {
+	b := []byte("<pubsub xmlns='" + NS + "'><affiliations>")
+	if own {
+		nodes, err := m.store.PubNodes(ctx, owner)
+		if err != nil {
+			m.fail(q, err)
+			return
+		}
+		for _, n := range nodes {
+			b = append(b, "<affiliation node='"...)
+			b = xmppmap.AppendEscaped(b, n.Name)
+			b = append(b, "' affiliation='owner'/>"...)
+		}
+	}
+	q.Result(append(b, "</affiliations></pubsub>"...))
 }
 
 // items answers an items request (XEP-0060 §6.5).
@@ -212,7 +239,7 @@ func (m *Module) clientPublish(ctx context.Context, q *xmppmap.IQ, op, opts *xmp
 	case len(payloads) == 0:
 		reply(q, errPayloadRequired) // PEP nodes are persistent with payloads (XEP-0163 §4.2)
 		return
-	case len(payloads) > 1 || payloads[0].Name.Space == "":
+	case len(payloads) > 1 || payloads[0].Name.Space == nsClient:
 		reply(q, errInvalidPayload)
 		return
 	}
@@ -396,7 +423,7 @@ func (m *Module) configure(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode
 	if err == nil && keep(cur.Config) < keep(n.Config) {
 		// Fewer items kept: drop the oldest now (XEP-0060 §8.2.4 lets the
 		// service do so when max_items shrinks).
-		err = m.trim(ctx, n, keep(cur.Config))
+		err = m.store.TrimItems(ctx, n.Owner, n.Name, keep(cur.Config))
 	}
 	l.Unlock()
 	if err != nil {
@@ -404,32 +431,22 @@ func (m *Module) configure(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode
 		return
 	}
 	q.Result(nil)
-}
-
-// trim retracts all but the newest keep items of n; the caller holds the
-// owner's lock.
-func (m *Module) trim(ctx context.Context, n core.MarkupNode, keep int) error {
-	its, err := m.store.PubItems(ctx, n.Owner, n.Name, nil, 0)
-	if err != nil {
-		return err
-	}
-	for _, it := range its[min(len(its), keep):] {
-		if _, err := m.store.RetractItem(ctx, n.Owner, n.Name, it.ID); err != nil {
-			return err
-		}
-	}
-	return nil
 }
 
 // remove deletes the node, or purges its items (XEP-0060 §8.4, §8.5), and
 // tells the audience.
 func (m *Module) remove(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode, node bool) {
+	what := "purge"
 	l := m.lock(n.Owner)
 	var err error
 	if node {
+		what = "delete"
 		_, err = m.store.DeletePubNode(ctx, n.Owner, n.Name)
 	} else {
-		err = m.trim(ctx, n, 0)
+		err = m.store.TrimItems(ctx, n.Owner, n.Name, 0)
+	}
+	if err == nil {
+		m.send(ctx, n, m.audience(ctx, n), "<"+what+" node='"+xmppmap.Escape(n.Name)+"'/>", "")
 	}
 	l.Unlock()
 	if err != nil {
@@ -437,11 +454,6 @@ func (m *Module) remove(ctx context.Context, q *xmppmap.IQ, n core.MarkupNode, n
 		return
 	}
 	q.Result(nil)
-	what := "purge"
-	if node {
-		what = "delete"
-	}
-	m.send(ctx, n, m.audience(ctx, n), "<"+what+" node='"+xmppmap.Escape(n.Name)+"'/>", "")
 	for _, f := range m.retractHooks[n.Name] {
 		f(ctx, n.Owner, "")
 	}
@@ -462,5 +474,3 @@ func (m *Module) fail(q *xmppmap.IQ, err error) {
 		reply(q, errInternal)
 	}
 }
-
-var _ = errItemForbidden

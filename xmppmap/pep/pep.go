@@ -46,8 +46,9 @@ type Module struct {
 	log   *slog.Logger
 	srv   *xmppmap.Server
 
-	locks [64]sync.Mutex // serialise changes to one owner's nodes
-	seed  maphash.Seed
+	locks      [64]sync.Mutex // serialise changes to one owner's nodes
+	interestMu sync.Mutex
+	seed       maphash.Seed
 
 	publishHooks map[string][]func(context.Context, core.PrincipalID, core.MarkupItem)
 	retractHooks map[string][]func(context.Context, core.PrincipalID, string)
@@ -187,12 +188,8 @@ func (m *Module) publish(ctx context.Context, owner core.PrincipalID, node, id s
 	if err := check(&n, ok); err != nil {
 		return core.MarkupItem{}, n, err
 	}
-	if used, err := m.store.PubBytes(ctx, owner); err != nil {
+	if err := m.withinQuota(ctx, owner, node, id, len(payload)); err != nil {
 		return core.MarkupItem{}, n, err
-	} else if used+int64(len(payload)) > m.quota {
-		// Counting what a replaced item frees would cost a read per
-		// publish; an account this close to the quota can retract first.
-		return core.MarkupItem{}, n, errQuota
 	}
 	if id == "" {
 		id = m.srv.Engine().NewID()
@@ -201,7 +198,34 @@ func (m *Module) publish(ctx context.Context, owner core.PrincipalID, node, id s
 	if err := m.store.PublishItem(ctx, owner, node, n.Config, it, keep(n.Config)); err != nil {
 		return it, n, err
 	}
+	// Notified under the owner's lock, so that watchers see the items of
+	// concurrent publishes in the order they were stored.
+	m.notify(ctx, n, itemXML(it))
 	return it, n, nil
+}
+
+// withinQuota checks that a payload of size bytes, replacing item id of
+// node if there is one, keeps owner within the quota.
+func (m *Module) withinQuota(ctx context.Context, owner core.PrincipalID, node, id string, size int) error {
+	used, err := m.store.PubBytes(ctx, owner)
+	if err != nil || used+int64(size) <= m.quota {
+		return err
+	}
+	// Near the quota only: what the replaced item frees counts, so that
+	// an account can still republish, say, its OMEMO bundle.
+	if id != "" {
+		old, err := m.store.PubItems(ctx, owner, node, []string{id}, 0)
+		if err != nil {
+			return err
+		}
+		for _, it := range old {
+			used -= int64(len(it.Payload))
+		}
+	}
+	if used+int64(size) > m.quota {
+		return errQuota
+	}
+	return nil
 }
 
 var (
@@ -209,9 +233,8 @@ var (
 	errQuota        = errors.New("pep: storage quota reached")
 )
 
-// published notifies the audience and runs the hooks.
+// published runs the hooks, outside the owner's lock (a hook may publish).
 func (m *Module) published(ctx context.Context, n core.MarkupNode, it core.MarkupItem) {
-	m.notify(ctx, n, itemXML(it))
 	for _, f := range m.publishHooks[n.Name] {
 		f(ctx, n.Owner, it)
 	}
@@ -234,12 +257,12 @@ func (m *Module) retract(ctx context.Context, owner core.PrincipalID, node, id s
 			err = errNoItem
 		}
 	}
+	if err == nil && (notify || n.Config.NotifyRetract) {
+		m.notify(ctx, n, "<retract id='"+xmppmap.Escape(id)+"'/>")
+	}
 	l.Unlock()
 	if err != nil {
 		return err
-	}
-	if notify || n.Config.NotifyRetract {
-		m.notify(ctx, n, "<retract id='"+xmppmap.Escape(id)+"'/>")
 	}
 	for _, f := range m.retractHooks[node] {
 		f(ctx, owner, id)
@@ -324,22 +347,17 @@ func (m *Module) inGroups(ctx context.Context, owner, contact core.PrincipalID, 
 // audience of its owner narrowed by the access model.
 func (m *Module) audience(ctx context.Context, n core.MarkupNode) []core.AgentID {
 	e := m.srv.Engine()
-	if n.Config.Access == core.AccessWhitelist {
-		var own []core.AgentID
-		for _, a := range e.Agents(n.Owner) {
-			if a.Available {
-				own = append(own, a.ID)
-			}
-		}
-		return own
-	}
 	to, err := e.MarkupAudience(ctx, n.Owner)
 	if err != nil {
 		m.log.Warn("pep audience", "owner", n.Owner, "err", err)
 		return nil
 	}
-	if n.Config.Access != core.AccessRoster {
+	switch n.Config.Access {
+	case core.AccessPresence, core.AccessOpen:
 		return to
+	case core.AccessRoster:
+	default: // an unknown model reaches no one but the owner, as allowed() reads it
+		return slices.DeleteFunc(to, func(a core.AgentID) bool { return a.Principal() != n.Owner })
 	}
 	out := to[:0:0]
 	ok := map[core.PrincipalID]bool{n.Owner: true}
@@ -403,8 +421,13 @@ func (m *Module) interestChanged(s xmppmap.Session, features []string) {
 			now[node] = true
 		}
 	}
+	// Calls for one session may overlap (caps runs hooks on any
+	// goroutine): the read and the write are one step, so each node's
+	// last item is sent once.
+	m.interestMu.Lock()
 	prev, _ := s.Value(interestKey{}).(map[string]bool)
 	s.SetValue(interestKey{}, now)
+	m.interestMu.Unlock()
 	fresh := map[string]bool{}
 	for n := range now {
 		if !prev[n] {
@@ -422,9 +445,16 @@ func (m *Module) interestChanged(s xmppmap.Session, features []string) {
 		return
 	}
 	to := []core.AgentID{core.AgentID(s.JID().String())}
+	// Watched already applied the ACCESS RULES to these owners: their
+	// presence-model nodes need no second look.
+	seen := make(map[core.PrincipalID]bool, len(owners)+1)
+	seen[w] = true
+	for _, o := range owners {
+		seen[o] = true
+	}
 	m.sendLast(ctx, append([]core.PrincipalID{w}, owners...), w, to, func(n core.MarkupNode) bool {
 		return fresh[n.Name] && n.Config.SendLast == sendOnSubAndPres
-	})
+	}, seen)
 }
 
 // subscribed sends a newly approved watcher's available resources the last
@@ -445,14 +475,15 @@ func (m *Module) subscribed(sub core.Subscription, fx core.Effect) {
 	}
 	m.sendLast(context.Background(), []core.PrincipalID{sub.Presentity}, sub.Watcher, to, func(n core.MarkupNode) bool {
 		return n.Config.SendLast != sendNever
-	})
+	}, nil)
 }
 
 // sendLast sends agents of watcher w the last item of each of the owners'
 // nodes that want says and w may read; send filters by +notify. The nodes
 // of all owners are read at once: a login must not cost a query per
 // contact.
-func (m *Module) sendLast(ctx context.Context, owners []core.PrincipalID, w core.PrincipalID, to []core.AgentID, want func(core.MarkupNode) bool) {
+func (m *Module) sendLast(ctx context.Context, owners []core.PrincipalID, w core.PrincipalID, to []core.AgentID,
+	want func(core.MarkupNode) bool, watched map[core.PrincipalID]bool) {
 	nodes, err := m.store.PubNodes(ctx, owners...)
 	if err != nil {
 		m.log.Warn("pep last items", "watcher", w, "err", err)
@@ -462,8 +493,10 @@ func (m *Module) sendLast(ctx context.Context, owners []core.PrincipalID, w core
 		if !want(n) {
 			continue
 		}
-		if ok, _ := m.allowed(ctx, n.Owner, w, n.Config); !ok {
-			continue
+		if !(watched[n.Owner] && n.Config.Access == core.AccessPresence) {
+			if ok, _ := m.allowed(ctx, n.Owner, w, n.Config); !ok {
+				continue
+			}
 		}
 		its, err := m.store.PubItems(ctx, n.Owner, n.Name, nil, 1)
 		if err != nil || len(its) == 0 {

@@ -21,6 +21,9 @@ type Store interface {
 	// keeps only the newest keep items (keep <= 0: all), in one
 	// transaction durable on return.
 	PublishItem(ctx context.Context, owner core.PrincipalID, node string, cfg core.NodeConfig, it core.MarkupItem, keep int) error
+	// TrimItems keeps only the newest keep items (keep <= 0: none), in one
+	// transaction.
+	TrimItems(ctx context.Context, owner core.PrincipalID, node string, keep int) error
 	// RetractItem deletes one item; false if it was not there.
 	RetractItem(ctx context.Context, owner core.PrincipalID, node, id string) (bool, error)
 	// PubItems returns the node's items, newest first: those named by ids

@@ -122,7 +122,8 @@ func (noData) AccountData(context.Context, core.PrincipalID, string) ([]byte, er
 func (noData) PutAccountData(context.Context, core.PrincipalID, string, []byte) error {
 	return nil
 }
-func (noPEP) PubBytes(context.Context, core.PrincipalID) (int64, error) { return 0, nil }
+func (noPEP) TrimItems(context.Context, core.PrincipalID, string, int) error { return nil }
+func (noPEP) PubBytes(context.Context, core.PrincipalID) (int64, error)      { return 0, nil }
 
 // TestDisabledPEP: switching PEP off takes what lives in it along, and
 // leaves what does not.
