@@ -511,10 +511,12 @@ func TestVCardPresenceUpdate(t *testing.T) {
 	}{
 		{"added", hasAvatar, "", "<x xmlns='vcard-temp:x:update'><photo>" + h + "</photo></x>"},
 		{"not ready completed", hasAvatar, "<x xmlns='vcard-temp:x:update'/>", "<x xmlns='vcard-temp:x:update'><photo>" + h + "</photo></x>"},
-		{"empty photo kept", hasAvatar, "<x xmlns='vcard-temp:x:update'><photo/></x>", "<x xmlns='vcard-temp:x:update'><photo/></x>"},
+		// A client that read its vCard before another client set the
+		// avatar through PEP must not tell contacts there is none.
+		{"stale empty photo replaced", hasAvatar, "<x xmlns='vcard-temp:x:update'><photo/></x>", "<x xmlns='vcard-temp:x:update'><photo>" + h + "</photo></x>"},
 		{"other hash replaced", hasAvatar, "<x xmlns='vcard-temp:x:update'><photo>deadbeef</photo></x>", "<x xmlns='vcard-temp:x:update'><photo>" + h + "</photo></x>"},
 		{"disabled", noAvatar, "", "<x xmlns='vcard-temp:x:update'><photo/></x>"},
-		{"disabled, client's hash kept", noAvatar, "<x xmlns='vcard-temp:x:update'><photo>deadbeef</photo></x>", "<x xmlns='vcard-temp:x:update'><photo>deadbeef</photo></x>"},
+		{"disabled, client's stale hash emptied", noAvatar, "<x xmlns='vcard-temp:x:update'><photo>deadbeef</photo></x>", "<x xmlns='vcard-temp:x:update'><photo/></x>"},
 		{"never had one", "", "", ""},
 		{"never had one, not ready", "", "<x xmlns='vcard-temp:x:update'/>", "<x xmlns='vcard-temp:x:update'><photo/></x>"},
 	} {

@@ -79,6 +79,8 @@ type PEP interface {
 	// OnPublish registers f, run after an item of node was published (by
 	// a client or a module), on the publisher's goroutine.
 	OnPublish(node string, f func(ctx context.Context, owner core.PrincipalID, it core.MarkupItem))
+	// Node returns owner's node, if there is one.
+	Node(ctx context.Context, owner core.PrincipalID, name string) (core.MarkupNode, bool, error)
 }
 
 // retractHooks is optional: when the PEP service has it, a retraction from
@@ -263,6 +265,14 @@ func (m *Module) republish(ctx context.Context, owner core.PrincipalID) error {
 		return err
 	} else if len(its) == 1 && its[0].ID == LegacyItem && bytes.Equal(its[0].Payload, b) {
 		return nil // unchanged: nobody needs telling
+	}
+	// Room passwords go only into a node nobody else reads: a client may
+	// have made the legacy node readable by contacts.
+	if n, ok, err := m.pep.Node(ctx, owner, NSLegacy); err != nil {
+		return err
+	} else if ok && n.Config.Access != core.AccessWhitelist {
+		m.log.Warn("bookmarks: storage:bookmarks is not whitelist; not copying bookmarks into it", "owner", owner)
+		return nil
 	}
 	_, err = m.pep.Publish(own(ctx), owner, NSLegacy, LegacyItem, b, LegacyNodeConfig())
 	return err

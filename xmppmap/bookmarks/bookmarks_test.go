@@ -96,6 +96,13 @@ func (p *fakePEP) Items(_ context.Context, o core.PrincipalID, node string, max 
 	return out, nil
 }
 
+func (p *fakePEP) Node(_ context.Context, o core.PrincipalID, name string) (core.MarkupNode, bool, error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	c, ok := p.cfgs[key(o, name)]
+	return core.MarkupNode{Owner: o, Name: name, Config: c}, ok, nil
+}
+
 func (p *fakePEP) OnPublish(node string, f func(context.Context, core.PrincipalID, core.MarkupItem)) {
 	p.pubHooks[node] = append(p.pubHooks[node], f)
 }
@@ -279,6 +286,14 @@ func TestNativeToPrivate(t *testing.T) {
 	f.clientPublish(t, NS, "c@muc", conf(` name='C' autojoin='0'><extensions><x xmlns='y'/></extensions></conference>`))
 	if ops := f.pep.takeOps(); !slices.Equal(ops, []string{"publish " + NS + " c@muc"}) {
 		t.Fatalf("ops %q", ops)
+	}
+	// A legacy node a client made readable by contacts gets no passwords.
+	f.pep.mu.Lock()
+	f.pep.cfgs[key(alice, NSLegacy)] = core.NodeConfig{Access: core.AccessPresence}
+	f.pep.mu.Unlock()
+	f.clientPublish(t, NS, "d@muc", conf(` name='D'><password>secret</password></conference>`))
+	if ops := f.pep.takeOps(); !slices.Equal(ops, []string{"publish " + NS + " d@muc"}) {
+		t.Fatalf("ops with a readable legacy node %q", ops)
 	}
 }
 

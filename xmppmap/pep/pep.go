@@ -278,6 +278,11 @@ func (m *Module) Items(ctx context.Context, owner core.PrincipalID, node string,
 	return m.store.PubItems(ctx, owner, node, nil, max)
 }
 
+// Node returns owner's node, if there is one.
+func (m *Module) Node(ctx context.Context, owner core.PrincipalID, name string) (core.MarkupNode, bool, error) {
+	return m.store.PubNode(ctx, owner, name)
+}
+
 // Item returns one item of owner's node.
 func (m *Module) Item(ctx context.Context, owner core.PrincipalID, node, id string) (core.MarkupItem, bool, error) {
 	its, err := m.store.PubItems(ctx, owner, node, []string{id}, 0)

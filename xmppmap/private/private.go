@@ -193,6 +193,11 @@ func (m *Module) Get(ctx context.Context, owner core.PrincipalID, els []*xmppmap
 		// §2.3: a get without a child is "Bad Format" (bad-request).
 		return nil, errorf(stanza.Modify, stanza.BadRequest, "a child element names what to retrieve")
 	}
+	if len(els) > m.opts.MaxItems {
+		// More names than an account may store: a request for one reply
+		// of unbounded size.
+		return nil, errorf(stanza.Modify, stanza.PolicyViolation, "at most "+strconv.Itoa(m.opts.MaxItems)+" elements per request")
+	}
 	for _, el := range els {
 		if reserved(el.Name.Space) {
 			return nil, errorf(stanza.Modify, stanza.NotAcceptable, "reserved namespace")
@@ -236,6 +241,9 @@ func (m *Module) Set(ctx context.Context, owner core.PrincipalID, els []*xmppmap
 		key string
 		val []byte // nil: delete
 		ic  *interceptor
+	}
+	if len(els) > m.opts.MaxItems {
+		return errorf(stanza.Modify, stanza.PolicyViolation, "at most "+strconv.Itoa(m.opts.MaxItems)+" elements per account")
 	}
 	puts := make([]put, 0, len(els))
 	for _, el := range els {

@@ -138,6 +138,7 @@ func TestSetErrors(t *testing.T) {
 		{"over the size limit", `<a xmlns='x'>` + strings.Repeat("z", 101-len(`<a xmlns='x'></a>`)) + `</a>`, Options{MaxItemSize: 100}, stanza.NotAcceptable},
 		{"at the count limit", `<a xmlns='x'>1</a><b xmlns='x'>2</b>`, Options{MaxItems: 2}, ""},
 		{"over the count limit", `<a xmlns='x'>1</a><b xmlns='x'>2</b><c xmlns='x'>3</c>`, Options{MaxItems: 2}, stanza.PolicyViolation},
+		{"more elements than an account keeps", strings.Repeat(`<a xmlns='x'>1</a>`, 3), Options{MaxItems: 2}, stanza.PolicyViolation},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			st := newMemStore()
@@ -150,6 +151,19 @@ func TestSetErrors(t *testing.T) {
 				t.Fatalf("a refused set stored %v", st.m)
 			}
 		})
+	}
+}
+
+// TestGetBound: a get names at most as many elements as an account keeps,
+// so one request cannot ask for an unbounded reply.
+func TestGetBound(t *testing.T) {
+	m := New(newMemStore(), Options{MaxItems: 2})
+	if _, err := m.Get(context.Background(), alice, children(t, query(`<a xmlns='x'/><a xmlns='x'/>`))); err != nil {
+		t.Fatalf("at the bound: %v", err)
+	}
+	_, err := m.Get(context.Background(), alice, children(t, query(strings.Repeat(`<a xmlns='x'/>`, 3))))
+	if c := condition(err); c != stanza.PolicyViolation {
+		t.Fatalf("over the bound: %q", c)
 	}
 }
 

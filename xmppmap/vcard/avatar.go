@@ -299,8 +299,10 @@ func (m updateModule) Register(s *xmppmap.Server) {
 // inject puts owner's avatar hash into an available presence, per
 // XEP-0398 §4: added when the client sent no update element and the
 // account has said something about its avatar; an update element without
-// <photo/> ("not ready", XEP-0153 §4.1) is completed; an empty <photo/>
-// is left alone; a different hash is replaced by the one the server knows.
+// <photo/> ("not ready", XEP-0153 §4.1) is completed; a <photo/>, empty or
+// not, says what the server knows once the account has said anything
+// about its avatar: a client that read its vCard before another client
+// changed the avatar through PEP must not tell contacts it has none.
 func (s *service) inject(owner core.PrincipalID, pres *xmppmap.Element) {
 	a, err := s.current(context.Background(), owner)
 	if err != nil {
@@ -325,7 +327,10 @@ func (s *service) inject(owner core.PrincipalID, pres *xmppmap.Element) {
 		x.Append(photo())
 		return
 	}
-	if got := strings.TrimSpace(p.Text()); got != "" && a.hash != "" && !strings.EqualFold(got, a.hash) {
-		p.Nodes = []xmppmap.Node{{Text: a.hash}}
+	if a.set && !strings.EqualFold(strings.TrimSpace(p.Text()), a.hash) {
+		p.Nodes = nil
+		if a.hash != "" {
+			p.Nodes = []xmppmap.Node{{Text: a.hash}}
+		}
 	}
 }
