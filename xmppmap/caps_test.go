@@ -251,12 +251,15 @@ func TestCapsSharedQuery(t *testing.T) {
 			s, c, changes, _ := capsServer(t)
 			a, _ := connectServing(t, s, "alice@localhost/a")
 			b, _ := connectServing(t, s, "bob@localhost/b")
+			e, _ := connectServing(t, s, "eve@localhost/e")
 			a.Send(capsPresence("sha-1", exodusNode, exodusVer))
 			req := expectCapsQuery(t, a, "alice@localhost/a", exodusNode, exodusVer)
-			// Bob advertises the same ver while Alice is being asked: he
-			// waits for her answer rather than being asked too.
+			// Bob and Eve advertise the same ver while Alice is being
+			// asked: they wait for her answer rather than being asked too.
 			b.Send(capsPresence("sha-1", exodusNode, exodusVer))
+			e.Send(capsPresence("sha-1", exodusNode, exodusVer))
 			noQuery(t, b)
+			noQuery(t, e)
 			if tc.firstInfo == "" {
 				a.Close()
 			} else {
@@ -277,7 +280,9 @@ func TestCapsSharedQuery(t *testing.T) {
 			if tc.firstInfo != "" {
 				await(t, changes, "alice's own features")
 			}
-			// Alice's answer is no use for Bob: he is asked himself.
+			// Alice's answer is no use for the others: each is asked at
+			// once, Eve without waiting for Bob to answer.
+			expectCapsQuery(t, e, "eve@localhost/e", exodusNode, exodusVer)
 			req = expectCapsQuery(t, b, "bob@localhost/b", exodusNode, exodusVer)
 			answerInfo(b, req, exodusNode+"#"+exodusVer, exodusInfo)
 			expectChange(t, changes, "bob@localhost/b", exodusFeatures)

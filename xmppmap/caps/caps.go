@@ -266,9 +266,11 @@ func (m *Module) answered(a action, res *xmppmap.Element) {
 			}
 			continue
 		}
-		// The answer is no use to others with the same ver: each
-		// waiter is asked in turn (§5.4: check another entity).
-		as = append(as, m.wantLocked(cl))
+		// The answer is no use to others with the same ver: every waiter
+		// is asked at once (§5.4: check another entity), not in turn, so
+		// that one silent session cannot hold the others back for a
+		// timeout each. A verified answer still goes into the cache.
+		as = append(as, action{s: cl.s, hash: cl.hash, node: cl.node, ver: cl.ver, query: true})
 	}
 	m.mu.Unlock()
 	m.run(as)
