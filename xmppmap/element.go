@@ -1,8 +1,10 @@
 package xmppmap
 
 import (
+	"bytes"
 	"encoding/xml"
 	"errors"
+	"io"
 	"strconv"
 	"strings"
 )
@@ -335,7 +337,25 @@ func appendEscaped(b []byte, s string, attr bool) []byte {
 // its namespaces declared), for modules that keep stanza payloads as bytes.
 // maxDepth bounds the nesting.
 func ParseElement(b []byte, maxDepth int) (*Element, error) {
-	d := xml.NewDecoder(strings.NewReader(string(b)))
+	return parseIn(b, "", maxDepth)
+}
+
+// parseIn decodes one element serialized as if inside an element whose
+// default namespace is parentNS (jabber:client for a stanza written by
+// AppendXML(nil, nsClient)), with the stream's checks.
+func parseIn(b []byte, parentNS string, maxDepth int) (*Element, error) {
+	var r io.Reader = bytes.NewReader(b)
+	scope := []string{nsXML}
+	if parentNS != "" {
+		r = io.MultiReader(strings.NewReader("<s xmlns='"+parentNS+"'>"), r)
+		scope = streamNS
+	}
+	d := xml.NewDecoder(r)
+	if parentNS != "" {
+		if _, err := d.Token(); err != nil {
+			return nil, err
+		}
+	}
 	for {
 		tok, err := d.Token()
 		if err != nil {
@@ -343,7 +363,7 @@ func ParseElement(b []byte, maxDepth int) (*Element, error) {
 		}
 		switch t := tok.(type) {
 		case xml.StartElement:
-			return readElement(d, t, maxDepth, []string{nsXML})
+			return readElement(d, t, maxDepth, scope)
 		case xml.CharData:
 			if strings.TrimSpace(string(t)) != "" {
 				return nil, errors.New("xmppmap: text outside an element")

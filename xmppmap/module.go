@@ -228,7 +228,6 @@ func (s *Server) OnSessionEnd(f func(Session)) { s.endHooks = append(s.endHooks,
 type PresenceEvent struct {
 	Session Session
 	Stanza  *Element // hooks may change it (e.g. add a child) before it is published
-	First   bool     // the session's initial presence
 }
 
 // OnSubscription adds a hook run after the parties of a subscription were

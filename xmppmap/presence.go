@@ -84,7 +84,7 @@ func (ss *session) tuple(el *Element) core.Tuple {
 func (ss *session) publish(ctx context.Context, el *Element) {
 	first := !ss.available
 	if len(ss.srv.presHooks) > 0 {
-		ev := &PresenceEvent{Session: Session{ss}, Stanza: el, First: first}
+		ev := &PresenceEvent{Session: Session{ss}, Stanza: el}
 		for _, f := range ss.srv.presHooks {
 			f(ev)
 		}

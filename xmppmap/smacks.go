@@ -1,13 +1,9 @@
 package xmppmap
 
 import (
-	"bytes"
 	"context"
-	"encoding/xml"
 	"errors"
-	"io"
 	"strconv"
-	"strings"
 	"sync"
 	"time"
 
@@ -258,7 +254,7 @@ func (ss *session) rerouteUnacked() {
 	ctx := context.Background()
 	n := 0
 	for _, b := range left {
-		el, err := parseStanza(b)
+		el, err := parseIn(b, nsClient, 256)
 		if err != nil || el.Name.Local != "message" {
 			continue
 		}
@@ -273,24 +269,6 @@ func (ss *session) rerouteUnacked() {
 	}
 	if n > 0 {
 		ss.log.Info("unacknowledged messages routed again", "count", n)
-	}
-}
-
-// parseStanza decodes a stanza serialized for a client stream, inside a
-// wrapper that supplies the stream's default namespace.
-func parseStanza(b []byte) (*Element, error) {
-	d := xml.NewDecoder(io.MultiReader(strings.NewReader("<s xmlns='"+nsClient+"'>"), bytes.NewReader(b)))
-	if _, err := d.Token(); err != nil {
-		return nil, err
-	}
-	for {
-		tok, err := d.Token()
-		if err != nil {
-			return nil, err
-		}
-		if s, ok := tok.(xml.StartElement); ok {
-			return readElement(d, s, 256, nil)
-		}
 	}
 }
 
