@@ -153,4 +153,14 @@ func TestDisabledPEP(t *testing.T) {
 			t.Errorf("XEP-%04d gone with PEP", n)
 		}
 	}
+	// The bookmark conversion is one module for three numbers.
+	noConv := nums(411)
+	for _, n := range []int{48, 402, 411} {
+		if noConv[n] {
+			t.Errorf("XEP-%04d still there with 411 off", n)
+		}
+	}
+	if !noConv[163] || !noConv[49] {
+		t.Error("switching off 411 took PEP or private storage along")
+	}
 }

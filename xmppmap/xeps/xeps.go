@@ -93,7 +93,9 @@ func Modules(o Options) []xmppmap.Module {
 		mods = append(mods, p)
 		mods = append(mods, pep.Related()...)
 		pp = p
-		if o.AccountData != nil {
+		// One module serves XEP-0048, 0402 and 0411 together: switching
+		// off any of them switches off the conversion.
+		if o.AccountData != nil && !slices.ContainsFunc([]int{48, 402, 411}, func(n int) bool { return slices.Contains(o.Disabled, n) }) {
 			// Bookmarks stay private even when a client creates their
 			// node without publish-options.
 			p.SetDefault(bookmarks.NS, *bookmarks.NodeConfig())
