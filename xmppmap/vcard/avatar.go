@@ -97,11 +97,19 @@ func (s *service) current(ctx context.Context, owner core.PrincipalID) (avatar, 
 // newer and stays.
 func (s *service) remember(owner core.PrincipalID, a avatar, replace bool) {
 	s.mu.Lock()
+	if len(s.known) >= maxKnown {
+		// Reads of offline accounts' vCards fill the cache too; it is
+		// only a cache, so start again rather than grow with them.
+		clear(s.known)
+	}
 	if _, ok := s.known[owner]; replace || !ok {
 		s.known[owner] = a
 	}
 	s.mu.Unlock()
 }
+
+// maxKnown bounds the accounts whose avatar hash is cached.
+const maxKnown = 1 << 14
 
 func (s *service) forget(owner core.PrincipalID) {
 	s.mu.Lock()
