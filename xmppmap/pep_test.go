@@ -527,3 +527,33 @@ func TestPEPClientOptionBundles(t *testing.T) {
 		}
 	}
 }
+
+// TestPEPRosterNotifications: a roster-model node notifies only watchers
+// in its allowed groups.
+func TestPEPRosterNotifications(t *testing.T) {
+	s, _, caps := newPEPServer(t)
+	if err := s.Rosters().Set(context.Background(), "alice@localhost", rosters.Item{Contact: "bob@localhost", Groups: []string{"Friends"}}); err != nil {
+		t.Fatal(err)
+	}
+	alice := s.Connect(t, "alice@localhost/a")
+	bob := s.Connect(t, "bob@localhost/b")
+	alice.Send(`<presence/>`)
+	bob.Send(`<presence/>`)
+	nextWith(t, bob, "from='alice@localhost/a'")
+	caps.set(s, "bob@localhost/b", "urn:test:r+notify")
+	groups := func(g string) string {
+		return opt("access_model", "roster") + `<field var='pubsub#roster_groups_allowed'><value>` + g + `</value></field>`
+	}
+	if el := alice.Request(publishIQ("1", "urn:test:r", "1", "<x xmlns='urn:t'>friends</x>", groups("Friends"))); el.Get("type") != "result" {
+		t.Fatal(el)
+	}
+	nextWith(t, bob, "friends</x>")
+	cfg := `<iq type='set' id='c'><pubsub xmlns='http://jabber.org/protocol/pubsub#owner'><configure node='urn:test:r'><x xmlns='jabber:x:data' type='submit'><field var='pubsub#roster_groups_allowed'><value>Family</value></field></x></configure></pubsub></iq>`
+	if el := alice.Request(cfg); el.Get("type") != "result" {
+		t.Fatal(el)
+	}
+	if el := alice.Request(publishIQ("2", "urn:test:r", "2", "<x xmlns='urn:t'>family</x>", "")); el.Get("type") != "result" {
+		t.Fatal(el)
+	}
+	quiet(t, bob, "family</x>")
+}

@@ -326,26 +326,24 @@ func (m *Module) allowed(ctx context.Context, owner, requester core.PrincipalID,
 // inGroups reports whether contact is on owner's roster in one of groups
 // (any group when none is named).
 func (m *Module) inGroups(ctx context.Context, owner, contact core.PrincipalID, groups []string) bool {
+	return m.rosterAllowed(ctx, owner, groups)[contact]
+}
+
+// rosterAllowed lists the contacts on owner's roster in one of groups (any
+// group when none is named), reading the roster once.
+func (m *Module) rosterAllowed(ctx context.Context, owner core.PrincipalID, groups []string) map[core.PrincipalID]bool {
 	entries, _, err := m.srv.Rosters().Get(ctx, owner)
 	if err != nil {
-		return false
+		m.log.Warn("pep roster access", "owner", owner, "err", err)
+		return nil
 	}
+	out := make(map[core.PrincipalID]bool, len(entries))
 	for _, e := range entries {
-		if e.Contact != contact {
-			continue
-		}
-		if len(groups) == 0 {
-			return true
-		}
-		for _, g := range e.Groups {
-			for _, want := range groups {
-				if g == want {
-					return true
-				}
-			}
+		if len(groups) == 0 || slices.ContainsFunc(e.Groups, func(g string) bool { return slices.Contains(groups, g) }) {
+			out[e.Contact] = true
 		}
 	}
-	return false
+	return out
 }
 
 // audience lists the available agents told about node n: the presence
@@ -364,20 +362,11 @@ func (m *Module) audience(ctx context.Context, n core.MarkupNode) []core.AgentID
 	default: // an unknown model reaches no one but the owner, as allowed() reads it
 		return slices.DeleteFunc(to, func(a core.AgentID) bool { return a.Principal() != n.Owner })
 	}
-	out := to[:0:0]
-	ok := map[core.PrincipalID]bool{n.Owner: true}
-	for _, a := range to {
+	allowed := m.rosterAllowed(ctx, n.Owner, n.Config.Groups)
+	return slices.DeleteFunc(to, func(a core.AgentID) bool {
 		p := a.Principal()
-		v, seen := ok[p]
-		if !seen {
-			v = m.inGroups(ctx, n.Owner, p, n.Config.Groups)
-			ok[p] = v
-		}
-		if v {
-			out = append(out, a)
-		}
-	}
-	return out
+		return p != n.Owner && !allowed[p]
+	})
 }
 
 // notify sends an event about node n carrying inner (<item/>s or
