@@ -40,6 +40,8 @@ var (
 	pepAlice = User{JID: "pep-alice@localhost", Password: "pep alice ünï"}
 	pepBob   = User{JID: "pep-bob@localhost", Password: "pep bob ünï"}
 	pepCarol = User{JID: "pep-carol@localhost", Password: "pep carol ünï"}
+	// pepUsers are the script's roles.
+	pepUsers = map[string]User{"alice": pepAlice, "bob": pepBob, "carol": pepCarol}
 )
 
 // pepFeatures are what the Go sessions advertise: they want device list
@@ -54,7 +56,7 @@ func TestPEPSlixmpp(t *testing.T) {
 	goBob := pepNotifyClient(t, s, pepBob, "go-control")
 	goCarol := pepNotifyClient(t, s, pepCarol, "go-stranger")
 
-	res := runXEPScript(t, pepScriptConfig(t, s, nil), "pep_omemo.py", "--phase", "publish")
+	res := runXEPScript(t, xepScriptConfig(t, s, pepUsers, nil), "pep_omemo.py", "--phase", "publish")
 	res.assert(t)
 	if len(res.Errors) > 0 {
 		t.FailNow()
@@ -96,26 +98,8 @@ func TestPEPSlixmpp(t *testing.T) {
 	goCarol.Close()
 
 	s.Restart(t)
-	res = runXEPScript(t, pepScriptConfig(t, s, map[string]any{"state": state}), "pep_omemo.py", "--phase", "after-restart")
+	res = runXEPScript(t, xepScriptConfig(t, s, pepUsers, map[string]any{"state": state}), "pep_omemo.py", "--phase", "after-restart")
 	res.assert(t)
-}
-
-// pepScriptConfig is the scenario's configuration for the server as it
-// runs now (its port changes on restart).
-func pepScriptConfig(t *testing.T, s *Server, expect map[string]any) xepConfig {
-	t.Helper()
-	host, port := hostPort(t, s.Addr)
-	cfg := xepConfig{
-		Host: host, Port: port, Domain: s.Domain, CA: s.CACertPath,
-		Timeout: xepEventTimeout.Seconds(), TotalTimeout: xepTotalTimeout.Seconds(),
-		Mech:   ScramSha256,
-		Users:  map[string]xepAccount{},
-		Expect: expect,
-	}
-	for role, u := range map[string]User{"alice": pepAlice, "bob": pepBob, "carol": pepCarol} {
-		cfg.Users[role] = xepAccount{JID: u.JID, Password: u.Password}
-	}
-	return cfg
 }
 
 // pepNotifyClient logs u in with resource and an available presence whose

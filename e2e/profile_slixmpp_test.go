@@ -62,7 +62,7 @@ func profileScenario(t *testing.T, users map[string]User, script, first string, 
 	}
 	s := Start(t, Options{Users: list})
 
-	res := runXEPScript(t, profileConfig(t, s, users, nil), script, "--phase", first)
+	res := runXEPScript(t, xepScriptConfig(t, s, users, nil), script, "--phase", first)
 	res.assert(t)
 	if len(res.Errors) > 0 {
 		t.FailNow()
@@ -76,13 +76,14 @@ func profileScenario(t *testing.T, users map[string]User, script, first string, 
 	}
 
 	s.Restart(t)
-	res = runXEPScript(t, profileConfig(t, s, users, map[string]any{"state": state}), script, "--phase", "after-restart")
+	res = runXEPScript(t, xepScriptConfig(t, s, users, map[string]any{"state": state}), script, "--phase", "after-restart")
 	res.assert(t)
 }
 
-// profileConfig is a scenario's configuration for the server as it runs
-// now (its port changes on restart).
-func profileConfig(t *testing.T, s *Server, users map[string]User, expect map[string]any) xepConfig {
+// xepScriptConfig is the configuration of a scenario (clients/slixmpp/xeps)
+// with users as its roles, for the server as it runs now (its port changes
+// on restart). TestPEPSlixmpp uses it too.
+func xepScriptConfig(t *testing.T, s *Server, users map[string]User, expect map[string]any) xepConfig {
 	t.Helper()
 	host, port := hostPort(t, s.Addr)
 	cfg := xepConfig{

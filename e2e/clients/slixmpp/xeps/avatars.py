@@ -38,6 +38,7 @@ carol's avatar through XEP-0084.
 """
 
 import base64
+import functools
 import hashlib
 import os
 import struct
@@ -45,25 +46,16 @@ import zlib
 
 from slixmpp.exceptions import IqError
 
-from common import (Client, Failed, NS_CLIENT, call, close_all, el_str, error_condition, error_type, main, mutual,
-                    nonce, q)
+import pepcommon
+from common import Failed, NS_CLIENT, call, el_str, mutual, q
+from pepcommon import NS_EVENT, error_summary, node_config, pubsub_items, require_account_feature, run_phases, sent
 
-NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
-NS_OWNER = NS_PUBSUB + '#owner'
-NS_EVENT = NS_PUBSUB + '#event'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
-NS_DATA = 'jabber:x:data'
 NS_UPDATE = 'vcard-temp:x:update'
 NS_AV_DATA = 'urn:xmpp:avatar:data'
 NS_AV_META = 'urn:xmpp:avatar:metadata'
 NS_CONVERSION = 'urn:xmpp:pep-vcard-conversion:0'
 
 XEP_0398 = 'XEP-0398 §3 (conversion)'
-
-
-def add_args(p):
-    p.add_argument('--phase', choices=('set', 'after-restart', 'all'), default='all',
-                   help='set, after-restart (expect.state from the set phase) or both')
 
 
 # -- images
@@ -92,58 +84,8 @@ def raw(img):
 
 # -- clients
 
-
-def record_out(c):
-    """Record what c sends: IQ requests' XML by id (for reports), the ids
-    of its IQ answers (to know slixmpp answered a caps query)."""
-    c.sent_xml = {}
-    c.answers = []
-
-    def out(stanza):
-        el = stanza.xml
-        if el.tag == q(NS_CLIENT, 'iq'):
-            if el.get('type') in ('get', 'set'):
-                c.sent_xml[el.get('id')] = str(stanza)
-            else:
-                c.answers.append(el.get('id'))
-                c._kick()
-        return stanza
-    c.x.add_filter('out', out)
-
-
-async def login(cfg, role, resource, plugins, interests=(), presence=True):
-    """A client logged in, with available presence unless presence is
-    False; the server's disco#info queries for its caps are answered
-    before this returns. interests: nodes to advertise +notify for."""
-    c = Client(cfg, cfg.user(role), resource, label='%s/%s' % (role, resource.rsplit('-', 1)[0]),
-               plugins=('xep_0004', 'xep_0060', 'xep_0115', 'xep_0163') + plugins)
-    record_out(c)
-    await c.connect()
-    for node in interests:
-        c.x['xep_0163'].add_interest(node)
-    await c.x['xep_0115'].update_caps(broadcast=False)
-    if not presence:
-        return c
-    m = c.mark()
-    c.x.make_presence().send()
-    await c.barrier()
-    queries = [el for el in c.stanzas[m:] if el.tag == q(NS_CLIENT, 'iq') and el.get('type') == 'get'
-               and el.find(q(NS_DISCO_INFO, 'query')) is not None]
-    for el in queries:
-        await c._wait(lambda: c.answers, lambda i, want=el.get('id'): i == want,
-                      'its answer to %s' % el.get('id'), 0, None)
-    if queries:
-        await c.barrier()
-    return c
-
-
-def sent(c, res, err):
-    el = res if res is not None else err
-    return None if el is None else c.sent_xml.get(el['id'])
-
-
-def error_summary(err):
-    return {'type': error_type(err), 'condition': error_condition(err), 'xml': el_str(err)}
+# Every client here advertises XEP-0115 caps, with or without interests.
+login = functools.partial(pepcommon.login, caps=True)
 
 
 # -- reading
@@ -167,9 +109,8 @@ async def metadata(c, owner, t):
     req = sent(c, res, err)
     if res is None:
         return None, err, req
-    items = res.xml.find('%s/%s' % (q(NS_PUBSUB, 'pubsub'), q(NS_PUBSUB, 'items')))
     out = []
-    for it in ([] if items is None else items.findall(q(NS_PUBSUB, 'item'))):
+    for it in pubsub_items(res):
         md = it.find(q(NS_AV_META, 'metadata'))
         infos = [] if md is None else [dict(i.attrib) for i in md.findall(q(NS_AV_META, 'info'))]
         out.append({'id': it.get('id'), 'infos': infos, 'xml': el_str(it)})
@@ -200,15 +141,6 @@ def show_presence(frm, show):
         s = el.find(q(NS_CLIENT, 'show'))
         return (el.get('from') or '') == frm and s is not None and s.text == show
     return p
-
-
-async def check_feature(rep, c, t):
-    res, err = await call('disco#info of the account', c.x['xep_0030'].get_info(jid=c.bare, timeout=t), t)
-    feats = [] if res is None else sorted(res['disco_info']['features'])
-    rep.data.setdefault('account_features', {})[c.label] = feats
-    if not rep.must('the account advertises %s' % NS_CONVERSION, NS_CONVERSION in feats, 'XEP-0398 §2',
-                    NS_CONVERSION, feats if res is not None else el_str(err)):
-        raise Failed('the server does not announce %s: no conversion to test' % NS_CONVERSION)
 
 
 def check_vcard(rep, who, whose, img, got, typ, res, err, req, when=''):
@@ -273,7 +205,7 @@ async def set_phase(cfg, rep, n):
     alice = await login(cfg, 'alice', 'avatar-' + n, ('xep_0084',))
     bob = await login(cfg, 'bob', 'contact-' + n, ('xep_0054', 'xep_0153', 'xep_0084'), interests=(NS_AV_META,))
     carol = await login(cfg, 'carol', 'vcard-' + n, ('xep_0054',))
-    await check_feature(rep, alice, t)
+    await require_account_feature(rep, alice, t, NS_CONVERSION, 'XEP-0398 §2')
     await mutual(alice, bob)
     await mutual(alice, carol)
     bob.track('vcard_avatar_update', 'avatar_metadata_publish')
@@ -335,13 +267,12 @@ async def set_phase(cfg, rep, n):
     # 3. how the server configured the nodes it created
     access = {}
     for node in (NS_AV_META, NS_AV_DATA):
-        res, err = await call('configuration of %s' % node,
-                              carol.x['xep_0060'].get_node_config(None, node, timeout=t), t)
-        x = None if res is None else res.xml.find('%s/%s/%s' % (q(NS_OWNER, 'pubsub'), q(NS_OWNER, 'configure'),
-                                                                 q(NS_DATA, 'x')))
-        fields = {} if x is None else {f.get('var'): [v.text or '' for v in f.findall(q(NS_DATA, 'value'))]
-                                        for f in x.findall(q(NS_DATA, 'field'))}
-        access[node] = (fields.get('pubsub#access_model') or [''])[0] if res is not None else error_summary(err)
+        vals, err = await node_config(carol, node, t)
+        if vals is None:
+            access[node] = error_summary(err)
+        else:
+            a = vals.get('pubsub#access_model', '')
+            access[node] = a if isinstance(a, str) else (a or [''])[0]
     rep.data['vcard_node_access'] = access
     rep.info('access models of the avatar nodes made from carol\'s vCard', access)
     its, err, req = await metadata(bob, carol.bare, t)
@@ -377,19 +308,5 @@ async def restart_phase(cfg, rep, n, st):
     check_data(rep, 'alice', "carol's", ci, got, err, req, 'after the restart ')
 
 
-async def body(cfg, rep, args):
-    n = nonce()
-    st = None
-    if args.phase in ('set', 'all'):
-        st = await set_phase(cfg, rep, n)
-        rep.data['state'] = st
-        if args.phase == 'all':
-            await close_all()
-    if args.phase in ('after-restart', 'all'):
-        if st is None:
-            st = cfg.expect.get('state')
-        await restart_phase(cfg, rep, n, st)
-
-
 if __name__ == '__main__':
-    main('avatars', body, add_args=add_args, description=__doc__.splitlines()[0])
+    run_phases('avatars', __doc__, 'set', set_phase, restart_phase)

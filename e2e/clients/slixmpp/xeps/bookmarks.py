@@ -40,18 +40,14 @@ import xml.etree.ElementTree as ET
 
 from slixmpp.exceptions import IqError
 
-from common import (Client, Failed, NS_CLIENT, call, close_all, el_str, error_condition, error_type, main, mutual,
-                    nonce, q)
+from common import Failed, NS_CLIENT, call, el_str, error_condition, mutual, q
+from pepcommon import (NS_EVENT, PUBLISH_OPTIONS, app_condition, error_summary, form, is_true, login, pubsub_items,
+                       require_account_feature, run_phases, sent, settle)
 
 NS_BM = 'urn:xmpp:bookmarks:1'
 NS_LEGACY = 'storage:bookmarks'
 NS_PRIVATE = 'jabber:iq:private'
-NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
-NS_EVENT = NS_PUBSUB + '#event'
-NS_PUBSUB_ERRORS = NS_PUBSUB + '#errors'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
 NS_TUNE = 'http://jabber.org/protocol/tune'
-PUBLISH_OPTIONS = NS_PUBSUB + '#publish-options'
 COMPAT = NS_BM + '#compat'
 
 # nbxmpp's publish-options for XEP-0402 (as XEP-0402 asks).
@@ -61,93 +57,7 @@ BM_OPTIONS = {'pubsub#persist_items': 'true', 'pubsub#max_items': 'max',
 XEP_COMPAT = 'XEP-0402 §5.3 (compatibility with XEP-0048, #compat), XEP-0411'
 
 
-def add_args(p):
-    p.add_argument('--phase', choices=('store', 'after-restart', 'all'), default='all',
-                   help='store, after-restart (expect.state from the store phase) or both')
-
-
-# -- clients
-
-
-def record_out(c):
-    """Record what c sends: IQ requests' XML by id (for reports) and the
-    ids of its IQ answers (to know slixmpp answered a caps query)."""
-    c.sent_xml = {}
-    c.answers = []
-
-    def out(stanza):
-        el = stanza.xml
-        if el.tag == q(NS_CLIENT, 'iq'):
-            if el.get('type') in ('get', 'set'):
-                c.sent_xml[el.get('id')] = str(stanza)
-            else:
-                c.answers.append(el.get('id'))
-                c._kick()
-        return stanza
-    c.x.add_filter('out', out)
-
-
-async def login(cfg, role, resource, plugins, interests=(), presence=True):
-    """A client logged in, with available presence unless presence is
-    False. interests: nodes add_interest() is called for before the
-    presence, whose XEP-0115 <c/> then advertises them; any disco#info
-    query of the server for it is answered before this returns."""
-    c = Client(cfg, cfg.user(role), resource, label='%s/%s' % (role, resource.rsplit('-', 1)[0]),
-               plugins=('xep_0004', 'xep_0060', 'xep_0115', 'xep_0163') + plugins)
-    record_out(c)
-    await c.connect()
-    for node in interests:
-        c.x['xep_0163'].add_interest(node)
-    if interests:
-        await c.x['xep_0115'].update_caps(broadcast=False)
-    if not presence:
-        return c
-    m = c.mark()
-    c.x.make_presence().send()
-    await c.barrier()
-    queries = [el for el in c.stanzas[m:] if el.tag == q(NS_CLIENT, 'iq') and el.get('type') == 'get'
-               and el.find(q(NS_DISCO_INFO, 'query')) is not None]
-    for el in queries:
-        await c._wait(lambda: c.answers, lambda i, want=el.get('id'): i == want,
-                      'its answer to %s' % el.get('id'), 0, None)
-    if queries:
-        await c.barrier()
-    return c
-
-
-def sent(c, res, err):
-    """The XML c sent for the request answered by res or err."""
-    el = res if res is not None else err
-    return None if el is None else c.sent_xml.get(el['id'])
-
-
 # -- helpers
-
-
-def form(client, form_type, fields):
-    f = client.x['xep_0004'].make_form(ftype='submit')
-    f.add_field(var='FORM_TYPE', ftype='hidden', value=form_type)
-    for k, v in fields.items():
-        f.add_field(var=k, ftype='text-single', value=v)
-    return f
-
-
-def app_condition(err):
-    if err is None:
-        return ''
-    el = err.xml if hasattr(err, 'xml') else err
-    e = el.find(q(NS_CLIENT, 'error'))
-    if e is None:
-        return ''
-    for c in e:
-        if c.tag.startswith('{%s}' % NS_PUBSUB_ERRORS):
-            return c.tag.split('}', 1)[1]
-    return ''
-
-
-def error_summary(err):
-    return {'type': error_type(err), 'condition': error_condition(err), 'app': app_condition(err),
-            'xml': el_str(err)}
 
 
 def events(c, nodes, since=0):
@@ -162,10 +72,6 @@ def events(c, nodes, since=0):
         if any(k.get('node') in nodes for k in ev):
             out.append(el)
     return out
-
-
-def is_true(v):
-    return v in ('1', 'true', True)
 
 
 def room(n, name):
@@ -200,9 +106,8 @@ async def items_0402(c, owner, t):
     req = sent(c, res, err)
     if res is None:
         return None, None, err, req
-    items = res.xml.find('%s/%s' % (q(NS_PUBSUB, 'pubsub'), q(NS_PUBSUB, 'items')))
     out, raw = {}, []
-    for it in ([] if items is None else items.findall(q(NS_PUBSUB, 'item'))):
+    for it in pubsub_items(res):
         raw.append(el_str(it))
         cf = it.find(q(NS_BM, 'conference'))
         if cf is None:
@@ -241,20 +146,12 @@ def check_rooms(rep, what, got, want, xep, observed, req):
                      xep, exp[c['jid']], g, req)
 
 
-async def settle(*clients):
-    for c in clients:
-        await c.barrier()
-
-
 async def bob_refused(rep, bob, owner, t, when):
     """bob reads alice's bookmarks three ways and is refused."""
     for node in (NS_BM, NS_LEGACY):
         res, err = await call('items of %s' % node, bob.x['xep_0060'].get_items(owner, node, timeout=t), t)
         req = sent(bob, res, err)
-        n_items = None
-        if res is not None:
-            items = res.xml.find('%s/%s' % (q(NS_PUBSUB, 'pubsub'), q(NS_PUBSUB, 'items')))
-            n_items = 0 if items is None else len(items.findall(q(NS_PUBSUB, 'item')))
+        n_items = None if res is None else len(pubsub_items(res))
         got = error_summary(err) if err is not None else el_str(res)
         rep.data.setdefault('bob_reads', {})['%s %s' % (when, node)] = got
         rep.must('%s bob (contact) reading alice\'s %s node gets an error or no items' % (when, node),
@@ -276,15 +173,6 @@ async def bob_refused(rep, bob, owner, t, when):
              'XEP-0049 (one\'s own private data only)', 'forbidden', got, payload)
 
 
-async def check_compat(rep, c, t):
-    res, err = await call('disco#info of the account', c.x['xep_0030'].get_info(jid=c.bare, timeout=t), t)
-    feats = [] if res is None else sorted(res['disco_info']['features'])
-    rep.data['account_features'] = feats
-    if not rep.must('the account advertises %s' % COMPAT, COMPAT in feats, XEP_COMPAT, COMPAT,
-                    feats if res is not None else el_str(err)):
-        raise Failed('the server does not announce %s: no conversion to test' % COMPAT)
-
-
 # -- the phases
 
 
@@ -303,7 +191,7 @@ async def store_phase(cfg, rep, n):
     legacy = await login(cfg, 'alice', 'legacy-' + n, ('xep_0048',), presence=False)
     bob = await login(cfg, 'bob', 'contact-' + n, (), interests=(NS_BM, NS_LEGACY, NS_TUNE))
     owner = modern.bare
-    await check_compat(rep, modern, t)
+    await require_account_feature(rep, modern, t, COMPAT, XEP_COMPAT)
     await mutual(modern, bob)
     mm, mb = modern.mark(), bob.mark()
 
@@ -401,19 +289,5 @@ async def restart_phase(cfg, rep, n, st):
     await bob_refused(rep, bob, st.get('owner') or modern.bare, t, 'after the restart:')
 
 
-async def body(cfg, rep, args):
-    n = nonce()
-    st = None
-    if args.phase in ('store', 'all'):
-        st = await store_phase(cfg, rep, n)
-        rep.data['state'] = st
-        if args.phase == 'all':
-            await close_all()
-    if args.phase in ('after-restart', 'all'):
-        if st is None:
-            st = cfg.expect.get('state')
-        await restart_phase(cfg, rep, n, st)
-
-
 if __name__ == '__main__':
-    main('bookmarks', body, add_args=add_args, description=__doc__.splitlines()[0])
+    run_phases('bookmarks', __doc__, 'store', store_phase, restart_phase)

@@ -41,6 +41,9 @@ of "users"):
                                            presence (xep_0153); --phase set / after-restart
                                            (e2e/profile_slixmpp_test.go restarts the server in between)
 
+(pepcommon.py holds what the last three share: PEP clients that answer the
+server's caps queries, pubsub and error helpers, the two phases.)
+
 ([new]: an account that must not exist yet; the scenario creates it.)
 
 Run them with /usr/bin/python3 (Debian's python3-slixmpp 1.8.3). A script

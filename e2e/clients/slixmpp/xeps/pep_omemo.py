@@ -59,32 +59,18 @@ import base64
 import os
 import xml.etree.ElementTree as ET
 
-from slixmpp import Iq
-
-from common import (Client, Failed, NS_CLIENT, call, close_all, el_str, error_condition, error_type, main, mutual,
-                    nonce, q)
+import pepcommon
+from common import Failed, NS_CLIENT, call, el_str, error_condition, error_type, mutual, q
+from pepcommon import (NS_EVENT, NS_PUBSUB, PUBLISH_OPTIONS, app_condition, error_summary, form, is_true,
+                       node_config, pubsub_items, run_phases, sent, settle)
 
 NS_AXOLOTL = 'eu.siacs.conversations.axolotl'
 DEVICELIST = NS_AXOLOTL + '.devicelist'
 BUNDLES = NS_AXOLOTL + '.bundles'
-NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
-NS_EVENT = NS_PUBSUB + '#event'
-NS_OWNER = NS_PUBSUB + '#owner'
-NS_PUBSUB_ERRORS = NS_PUBSUB + '#errors'
-NS_DISCO_INFO = 'http://jabber.org/protocol/disco#info'
-NS_CAPS = 'http://jabber.org/protocol/caps'
 NS_DELAY = 'urn:xmpp:delay'
-NS_DATA = 'jabber:x:data'
-PUBLISH_OPTIONS = NS_PUBSUB + '#publish-options'
 NODE_CONFIG = NS_PUBSUB + '#node_config'
-PLUGINS = ('xep_0004', 'xep_0060', 'xep_0115', 'xep_0163')
 
 XEP_OMEMO = 'XEP-0384 0.3 (eu.siacs.conversations.axolotl: device list, bundles)'
-
-
-def add_args(p):
-    p.add_argument('--phase', choices=('publish', 'after-restart', 'all'), default='all',
-                   help='publish, after-restart (expect.state from the publish phase) or both')
 
 
 # -- payloads
@@ -121,15 +107,6 @@ def norm(el):
     return [el.tag, sorted(el.attrib.items()), (el.text or '').strip(), [norm(c) for c in el]]
 
 
-def form(client, form_type, fields):
-    """A submitted data form (text values, as nbxmpp sends them: 'true')."""
-    f = client.x['xep_0004'].make_form(ftype='submit')
-    f.add_field(var='FORM_TYPE', ftype='hidden', value=form_type)
-    for k, v in fields.items():
-        f.add_field(var=k, ftype='text-single', value=v)
-    return f
-
-
 OPEN = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'open'}
 PRESENCE = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'presence'}
 
@@ -137,67 +114,14 @@ PRESENCE = {'pubsub#persist_items': 'true', 'pubsub#access_model': 'presence'}
 # -- clients
 
 
-def record_out(c):
-    """Record what c sends: IQ requests' XML by id (for reports), the ids
-    of its IQ answers (to know slixmpp answered a query), presences."""
-    c.sent_xml = {}
-    c.answers = []
-    c.presences = []
-
-    def out(stanza):
-        el = stanza.xml
-        if el.tag == q(NS_CLIENT, 'presence'):
-            c.presences.append(el)
-        elif el.tag == q(NS_CLIENT, 'iq'):
-            if el.get('type') in ('get', 'set'):
-                c.sent_xml[el.get('id')] = str(stanza)
-            else:
-                c.answers.append(el.get('id'))
-                c._kick()
-        return stanza
-    c.x.add_filter('out', out)
-
-
 async def login(cfg, role, resource, interests=(), rep=None):
-    """A client with PLUGINS logged in with available presence. interests:
-    nodes add_interest() is called for before the presence; then any caps
-    query of the server is answered before this returns (see the module
-    docstring)."""
-    c = Client(cfg, cfg.user(role), resource, plugins=PLUGINS)
-    record_out(c)
-    await c.connect()
-    for node in interests:
-        c.x['xep_0163'].add_interest(node)
-    if interests:
-        await c.x['xep_0115'].update_caps(broadcast=False)
-    c.caps_queries = []
-    m = c.mark()
-    pres = c.x.make_presence()
-    pres.send()
-    await c.barrier()
-    queries = [el for el in c.stanzas[m:] if el.tag == q(NS_CLIENT, 'iq') and el.get('type') == 'get'
-               and el.find(q(NS_DISCO_INFO, 'query')) is not None]
-    for el in queries:
-        c.caps_queries.append(el_str(el))
-        await c._wait(lambda: c.answers, lambda i, want=el.get('id'): i == want,
-                      'its answer to %s' % el.get('id'), 0, None)
-    if queries:
-        await c.barrier()
-    if interests and rep is not None:
-        ver = await c.x['xep_0115'].get_verstring(c.full)
-        info = await c.x['xep_0030'].get_info(jid=c.full, local=True)
-        if isinstance(info, Iq):
-            info = info['disco_info']
-        feats = sorted(info['features'])
-        sent = [p.find(q(NS_CAPS, 'c')) for p in c.presences]
-        sent = [x.attrib for x in sent if x is not None]
-        rep.data.setdefault('caps', {})[c.label] = {'ver': str(ver), 'sent': sent, 'server_queries': c.caps_queries}
-        want = [n + '+notify' for n in interests]
-        rep.must('%s advertises %s in its caps' % (c.label, ', '.join(want)),
-                 ver and all(w in feats for w in want) and sent and sent[-1].get('ver') == ver,
-                 'XEP-0163 §4.2 (notification filtering via XEP-0115)',
-                 {'features': want, 'presence <c/> ver': str(ver)}, {'sent <c/>': sent, 'features': feats})
-    return c
+    """A client with pepcommon's plugins logged in with available presence,
+    labelled with its full JID. interests: nodes add_interest() is called
+    for before the presence; then any caps query of the server is answered
+    before this returns (see the module docstring), and with rep, a must
+    check that the caps advertise them."""
+    return await pepcommon.login(cfg, role, resource, interests=interests, label=cfg.jid(role) + '/' + resource,
+                                 rep=rep)
 
 
 def events(c, node, since=0):
@@ -228,75 +152,25 @@ def payload_of(item):
     return kids[0] if kids else None
 
 
-def app_condition(err_el):
-    """The pubsub#errors condition of an error stanza, or ''."""
-    if err_el is None:
-        return ''
-    el = err_el.xml if hasattr(err_el, 'xml') else err_el
-    e = el.find(q(NS_CLIENT, 'error'))
-    if e is None:
-        return ''
-    for c in e:
-        if c.tag.startswith('{%s}' % NS_PUBSUB_ERRORS):
-            return c.tag.split('}', 1)[1]
-    return ''
-
-
-def error_summary(err):
-    return {'type': error_type(err), 'condition': error_condition(err), 'app': app_condition(err),
-            'xml': el_str(err)}
-
-
 async def publish(c, node, payload, opts, t):
     """Publish item 'current' with publish-options; (result, error, the
     request's XML)."""
     f = form(c, PUBLISH_OPTIONS, opts) if opts else None
     iq = c.x['xep_0060'].publish(None, node, id='current', payload=ET.fromstring(payload), options=f, timeout=t)
     res, err = await call('publish to %s' % node, iq, t)
-    rid = (res if res is not None else err)['id']
-    return res, err, c.sent_xml.get(rid)
+    return res, err, sent(c, res, err)
 
 
 async def fetch(c, owner, node, t):
     """get_items with max_items=1 as nbxmpp asks; (items, error, request)."""
     res, err = await call('items of %s' % node, c.x['xep_0060'].get_items(owner, node, max_items=1, timeout=t), t)
-    rid = (res if res is not None else err)['id']
     if res is None:
-        return None, err, c.sent_xml.get(rid)
-    items = res.xml.find('%s/%s' % (q(NS_PUBSUB, 'pubsub'), q(NS_PUBSUB, 'items')))
-    its = [] if items is None else [{'id': i.get('id'), 'payload': payload_of(i)}
-                                    for i in items.findall(q(NS_PUBSUB, 'item'))]
-    return its, None, c.sent_xml.get(rid)
+        return None, err, sent(c, res, err)
+    return [{'id': i.get('id'), 'payload': payload_of(i)} for i in pubsub_items(res)], None, sent(c, res, err)
 
 
 def summary(its):
     return [{'id': i['id'], 'payload': el_str(i['payload'])} for i in its or []]
-
-
-async def node_config(c, node, t):
-    """alice's node configuration as {var: value(s)}; (values, error)."""
-    res, err = await call('configuration of %s' % node, c.x['xep_0060'].get_node_config(None, node, timeout=t), t)
-    if res is None:
-        return None, err
-    x = res.xml.find('%s/%s/%s' % (q(NS_OWNER, 'pubsub'), q(NS_OWNER, 'configure'), q(NS_DATA, 'x')))
-    vals = {}
-    if x is not None:
-        for f in x.findall(q(NS_DATA, 'field')):
-            vs = [v.text or '' for v in f.findall(q(NS_DATA, 'value'))]
-            vals[f.get('var')] = vs[0] if len(vs) == 1 else vs
-    return vals, None
-
-
-async def settle(publisher, *receivers):
-    """Round trips: the publisher's (the server has sent the notifications
-    of its earlier requests), then each receiver's."""
-    await publisher.barrier()
-    for r in receivers:
-        await r.barrier()
-
-
-def is_true(v):
-    return v in ('1', 'true')
 
 
 # -- the phases
@@ -445,7 +319,7 @@ async def publish_phase(cfg, rep, n):
     res, err = await call('configure %s' % b3, alice.x['xep_0060'].set_node_config(None, b3, f, timeout=t), t)
     rep.must('alice reconfigures it to access_model=open (as nbxmpp does on precondition-not-met)', res is not None,
              'XEP-0060 §8.2', 'type=result', error_summary(err) if err is not None else None,
-             alice.sent_xml.get((res if res is not None else err)['id']))
+             sent(alice, res, err))
     res, err, req = await publish(alice, b3, st['bundle3'], OPEN, t)
     rep.must('the publish with access_model=open is now accepted', res is not None, 'XEP-0060 §7.1.5',
              'type=result', error_summary(err) if err is not None else None, req)
@@ -523,19 +397,5 @@ async def restart_phase(cfg, rep, n, st):
     await fresh_contact(cfg, rep, 'fresh2-' + n, owner, st, 'after the restart')
 
 
-async def body(cfg, rep, args):
-    n = nonce()
-    st = None
-    if args.phase in ('publish', 'all'):
-        st = await publish_phase(cfg, rep, n)
-        rep.data['state'] = st
-        if args.phase == 'all':
-            await close_all()
-    if args.phase in ('after-restart', 'all'):
-        if st is None:
-            st = cfg.expect.get('state')
-        await restart_phase(cfg, rep, n, st)
-
-
 if __name__ == '__main__':
-    main('pep_omemo', body, add_args=add_args, description=__doc__.splitlines()[0])
+    run_phases('pep_omemo', __doc__, 'publish', publish_phase, restart_phase)
