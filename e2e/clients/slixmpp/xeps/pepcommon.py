@@ -10,7 +10,8 @@ with the state the first one reported).
 
 from slixmpp import Iq
 
-from common import Client, Failed, NS_CLIENT, call, close_all, el_str, error_condition, error_type, main, nonce, q
+from common import (Client, Failed, NS_CLIENT, call, close_all, el_str, error_condition, error_of, error_type, main,
+                    nonce, q)
 
 NS_PUBSUB = 'http://jabber.org/protocol/pubsub'
 NS_EVENT = NS_PUBSUB + '#event'
@@ -118,10 +119,7 @@ async def settle(*clients):
 
 def app_condition(err):
     """The pubsub#errors condition of an error stanza, or ''."""
-    if err is None:
-        return ''
-    el = err.xml if hasattr(err, 'xml') else err
-    e = el.find(q(NS_CLIENT, 'error'))
+    e = error_of(err)
     if e is None:
         return ''
     for c in e:
