@@ -20,6 +20,8 @@ import (
 	"mellium.im/xmpp/jid"
 	"mellium.im/xmpp/stanza"
 	"mellium.im/xmpp/stream"
+
+	"github.com/imppd/imppd/e2e/internal/xmltest"
 )
 
 // SASL mechanism names the Go client can use.
@@ -32,21 +34,7 @@ const (
 )
 
 // Mechanism returns mellium's client side of a SASL mechanism by name.
-func Mechanism(name string) (sasl.Mechanism, bool) {
-	switch name {
-	case ScramSha256Plus:
-		return sasl.ScramSha256Plus, true
-	case ScramSha256:
-		return sasl.ScramSha256, true
-	case ScramSha1Plus:
-		return sasl.ScramSha1Plus, true
-	case ScramSha1:
-		return sasl.ScramSha1, true
-	case Plain:
-		return sasl.Plain, true
-	}
-	return sasl.Mechanism{}, false
-}
+func Mechanism(name string) (sasl.Mechanism, bool) { return xmltest.Mechanism(name) }
 
 // ClientOptions say how a Client connects and authenticates.
 type ClientOptions struct {

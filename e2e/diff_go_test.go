@@ -497,14 +497,12 @@ func diffStreamErrors(t *testing.T, side string) *diffSideResult {
 // connection ended. fresh: no stream was read yet (the server's header
 // comes first).
 func rawOutcome(r *Raw, fresh bool, stop func(*Element) bool) (got []string, streamError string, ended bool) {
-	if fresh || r.dec == nil {
-		r.dec = xml.NewDecoder(byteReader{r})
-	}
+	dec := r.Decoder(fresh)
 	got = []string{}
 	_ = r.Conn.SetReadDeadline(time.Now().Add(IOTimeout))
 	defer func() { _ = r.Conn.SetReadDeadline(time.Time{}) }()
 	for {
-		tok, err := r.dec.Token()
+		tok, err := dec.Token()
 		if err != nil {
 			var ne net.Error
 			if errors.As(err, &ne) && ne.Timeout() {
@@ -517,7 +515,7 @@ func rawOutcome(r *Raw, fresh bool, stop func(*Element) bool) (got []string, str
 			if x.Name.Local == "stream" {
 				continue // the server's stream header
 			}
-			el, err := ReadElement(r.dec, x.Copy())
+			el, err := ReadElement(dec, x.Copy())
 			if err != nil {
 				return got, streamError, true
 			}

@@ -169,14 +169,7 @@ type Server struct {
 	CACertPEM     []byte
 	CAPool        *x509.CertPool
 
-	log *LogBuffer
-
-	mu      sync.Mutex
-	cmd     *exec.Cmd
-	exited  chan struct{} // closed when the current process has been waited for
-	exitErr error
-	running bool
-	stops   int
+	process
 }
 
 // Start configures and starts a server for the test; it is stopped (and
@@ -201,7 +194,7 @@ func Start(t testing.TB, o Options) *Server {
 		DataDir:    filepath.Join(dir, "data"),
 		Domains:    o.Domains,
 		Domain:     o.Domains[0],
-		log:        newLogBuffer(),
+		process:    newProcess("imppd"),
 	}
 	if err := os.WriteFile(s.ConfigPath, []byte(s.config()), 0o600); err != nil {
 		t.Fatal(err)
@@ -293,47 +286,12 @@ func (s *Server) AddUser(bin, jid, password string) error {
 
 // start runs "imppd serve" and waits for its ready line.
 func (s *Server) start(bin string) error {
-	s.mu.Lock()
-	if s.running {
-		s.mu.Unlock()
-		return errors.New("server already running")
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		s.mu.Unlock()
-		return err
-	}
 	cmd := exec.Command(bin, "serve", "-config", s.ConfigPath)
 	cmd.Dir = s.Dir
-	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = sysProcAttr()
-	from := s.log.Len()
-	if err := cmd.Start(); err != nil {
-		s.mu.Unlock()
-		pr.Close()
-		pw.Close()
-		return fmt.Errorf("starting imppd: %w", err)
+	from, exited, err := s.process.start(cmd)
+	if err != nil {
+		return err
 	}
-	pw.Close()
-	exited := make(chan struct{})
-	s.cmd, s.exited, s.exitErr, s.running = cmd, exited, nil, true
-	s.mu.Unlock()
-
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		s.log.readLines(pr)
-		pr.Close()
-	}()
-	go func() {
-		err := cmd.Wait()
-		<-readDone // every line the process wrote is in the buffer
-		s.mu.Lock()
-		s.exitErr = err
-		s.mu.Unlock()
-		close(exited)
-	}()
-
 	ready, err := s.log.Wait(from, StartTimeout, exited, func(e LogEntry) bool { return e.Msg() == "ready" })
 	if err != nil {
 		s.Kill9()
@@ -361,45 +319,117 @@ func (s *Server) start(bin string) error {
 // it is killed and an error returned. It returns the process's exit error
 // (nil for status 0). Stopping a stopped server returns nil.
 func (s *Server) Stop() error {
-	s.mu.Lock()
-	cmd, exited, running := s.cmd, s.exited, s.running
-	s.mu.Unlock()
+	killed, err := s.stop(StopTimeout)
+	if killed {
+		return fmt.Errorf("imppd did not exit within %v of SIGTERM; killed", StopTimeout)
+	}
+	return err
+}
+
+// process is a child process, started again after each stop, whose
+// output is collected line by line in a LogBuffer.
+type process struct {
+	name string // "imppd" or "prosody"
+	log  *LogBuffer
+
+	mu      sync.Mutex
+	cmd     *exec.Cmd
+	from    int           // first log line of the current process
+	exited  chan struct{} // closed when the current process has been waited for
+	exitErr error
+	running bool
+}
+
+func newProcess(name string) process { return process{name: name, log: newLogBuffer()} }
+
+// start starts cmd with its output going to the log. It returns the index
+// of the process's first log line and a channel closed once the process
+// has exited and all its output is in the log.
+func (p *process) start(cmd *exec.Cmd) (from int, exited <-chan struct{}, err error) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	if p.running {
+		return 0, nil, fmt.Errorf("%s already running", p.name)
+	}
+	pr, pw, err := os.Pipe()
+	if err != nil {
+		return 0, nil, err
+	}
+	cmd.Stdout, cmd.Stderr = pw, pw
+	cmd.SysProcAttr = sysProcAttr()
+	from = p.log.Len()
+	if err := cmd.Start(); err != nil {
+		pr.Close()
+		pw.Close()
+		return 0, nil, fmt.Errorf("starting %s: %w", p.name, err)
+	}
+	pw.Close()
+	done := make(chan struct{})
+	p.cmd, p.from, p.exited, p.exitErr, p.running = cmd, from, done, nil, true
+
+	readDone := make(chan struct{})
+	go func() {
+		defer close(readDone)
+		p.log.readLines(pr)
+		pr.Close()
+	}()
+	go func() {
+		err := cmd.Wait()
+		<-readDone // every line the process wrote is in the buffer
+		p.mu.Lock()
+		p.exitErr = err
+		p.mu.Unlock()
+		close(done)
+	}()
+	return from, done, nil
+}
+
+// current returns the running process, if any, and its exit channel.
+func (p *process) current() (*exec.Cmd, <-chan struct{}, bool) {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	return p.cmd, p.exited, p.running
+}
+
+// stop sends SIGTERM and waits for the process to exit, at most grace,
+// after which it kills it (killed). err is the exit error; nil when
+// nothing was running.
+func (p *process) stop(grace time.Duration) (killed bool, err error) {
+	cmd, exited, running := p.current()
 	if !running {
-		return nil
+		return false, nil
 	}
 	_ = cmd.Process.Signal(syscall.SIGTERM)
 	select {
 	case <-exited:
-	case <-time.After(StopTimeout):
+	case <-time.After(grace):
 		_ = cmd.Process.Kill()
 		<-exited
-		s.markStopped()
-		return fmt.Errorf("imppd did not exit within %v of SIGTERM; killed", StopTimeout)
+		p.log.Append(fmt.Sprintf("=== e2e: %s did not exit within %v of SIGTERM; killed ===", p.name, grace))
+		killed = true
 	}
-	return s.markStopped()
+	return killed, p.ended()
 }
 
 // Kill9 kills the process with SIGKILL (a crash, for persistence tests)
 // and waits for it.
-func (s *Server) Kill9() {
-	s.mu.Lock()
-	cmd, exited, running := s.cmd, s.exited, s.running
-	s.mu.Unlock()
+func (p *process) Kill9() {
+	cmd, exited, running := p.current()
 	if !running {
 		return
 	}
 	_ = cmd.Process.Kill()
 	<-exited
-	s.markStopped()
+	p.ended()
 }
 
-func (s *Server) markStopped() error {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.running = false
-	s.stops++
-	s.log.Append(fmt.Sprintf("=== e2e: process %d ended: %v ===", s.cmd.Process.Pid, exitString(s.exitErr)))
-	return s.exitErr
+// ended marks the process stopped in the log and returns its exit error.
+func (p *process) ended() error {
+	p.mu.Lock()
+	defer p.mu.Unlock()
+	p.running = false
+	p.log.Append(fmt.Sprintf("=== e2e: %s process %d ended: %v ===", p.name, p.cmd.Process.Pid, exitString(p.exitErr)))
+	return p.exitErr
 }
 
 func exitString(err error) string {
@@ -428,21 +458,19 @@ func (s *Server) Restart(t testing.TB) {
 }
 
 // Running reports whether the process is running.
-func (s *Server) Running() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.running
+func (p *process) Running() bool {
+	_, _, running := p.current()
+	return running
 }
 
 // Exited is closed when the current process has exited.
-func (s *Server) Exited() <-chan struct{} {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.exited
+func (p *process) Exited() <-chan struct{} {
+	_, exited, _ := p.current()
+	return exited
 }
 
-// Log returns the server's log so far.
-func (s *Server) Log() *LogBuffer { return s.log }
+// Log returns the process's output so far.
+func (p *process) Log() *LogBuffer { return p.log }
 
 // WaitLog waits until a log line written at or after line index from
 // matches pred, for at most timeout.
@@ -464,21 +492,27 @@ func (s *Server) cleanup(t testing.TB) {
 			t.Errorf("e2e: imppd panicked: %s", l)
 		}
 	}
+	showFailure(t, "imppd", s.ConfigPath, s.config(), s.log, "server.log")
+}
+
+// showFailure logs the configuration and the log of a process of a failed
+// test, and keeps them (as logName and the configuration's base name) in
+// $IMPPD_E2E_ARTIFACTS/TEST-NAME when that is set.
+func showFailure(t testing.TB, name, configPath, config string, log *LogBuffer, logName string) {
 	if !t.Failed() {
 		return
 	}
-	t.Logf("imppd configuration %s:\n%s", s.ConfigPath, s.config())
-	t.Logf("imppd log:\n%s", s.log.String())
+	t.Logf("%s configuration %s:\n%s", name, configPath, config)
+	t.Logf("%s log:\n%s", name, log.String())
 	if dir := os.Getenv("IMPPD_E2E_ARTIFACTS"); dir != "" {
-		name := strings.NewReplacer("/", "__", " ", "_", ":", "_").Replace(t.Name())
-		d := filepath.Join(dir, name)
+		d := filepath.Join(dir, strings.NewReplacer("/", "__", " ", "_", ":", "_").Replace(t.Name()))
 		if err := os.MkdirAll(d, 0o755); err != nil {
 			t.Logf("e2e: artifacts: %v", err)
 			return
 		}
-		_ = os.WriteFile(filepath.Join(d, "server.log"), []byte(s.log.String()), 0o644)
-		_ = os.WriteFile(filepath.Join(d, "config.toml"), []byte(s.config()), 0o644)
-		t.Logf("e2e: server log and config kept in %s", d)
+		_ = os.WriteFile(filepath.Join(d, logName), []byte(log.String()), 0o644)
+		_ = os.WriteFile(filepath.Join(d, filepath.Base(configPath)), []byte(config), 0o644)
+		t.Logf("e2e: %s and config kept in %s", strings.Replace(logName, ".", " ", 1), d)
 	}
 }
 
@@ -538,31 +572,49 @@ func (b *LogBuffer) Entries(from int) []LogEntry {
 	return out
 }
 
+// snapshot returns the lines so far and a channel closed at the next one.
+func (b *LogBuffer) snapshot() ([]string, <-chan struct{}) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.lines, b.changed
+}
+
 // Wait returns the first JSON line at index from or later matching pred.
 // It fails after timeout, or once stop is closed (e.g. the process exited)
 // without a match.
 func (b *LogBuffer) Wait(from int, timeout time.Duration, stop <-chan struct{}, pred func(LogEntry) bool) (LogEntry, error) {
+	line, err := b.WaitLine(from, timeout, stop, func(l string) bool {
+		e, ok := parseEntry(l)
+		return ok && pred(e)
+	})
+	if err != nil {
+		return LogEntry{}, err
+	}
+	e, _ := parseEntry(line)
+	return e, nil
+}
+
+// WaitLine is Wait for any line, JSON or not.
+func (b *LogBuffer) WaitLine(from int, timeout time.Duration, stop <-chan struct{}, pred func(string) bool) (string, error) {
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	stopped := false
 	for {
-		b.mu.Lock()
-		lines, changed := b.lines, b.changed
-		b.mu.Unlock()
+		lines, changed := b.snapshot()
 		for ; from < len(lines); from++ {
-			if e, ok := parseEntry(lines[from]); ok && pred(e) {
-				return e, nil
+			if pred(lines[from]) {
+				return lines[from], nil
 			}
 		}
 		if stopped {
-			return LogEntry{}, errors.New("the process exited without logging it")
+			return "", errors.New("the process exited without logging it")
 		}
 		select {
 		case <-changed:
 		case <-stop:
 			stopped, stop = true, nil // one more pass over what it wrote
 		case <-deadline.C:
-			return LogEntry{}, fmt.Errorf("no such log line within %v", timeout)
+			return "", fmt.Errorf("no such log line within %v", timeout)
 		}
 	}
 }

@@ -28,8 +28,6 @@ import (
 	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 )
@@ -87,15 +85,8 @@ type Prosody struct {
 	CACertPEM  []byte
 	CAPool     *x509.CertPool
 
-	log *LogBuffer
-
-	mu      sync.Mutex
-	port    int
-	from    int // first log line of the current process
-	cmd     *exec.Cmd
-	exited  chan struct{}
-	exitErr error
-	running bool
+	process
+	port int
 }
 
 // ProsodyStartTimeout bounds one start: from exec to the c2s listener.
@@ -141,7 +132,7 @@ func StartProsody(t testing.TB, o ProsodyOptions) *Prosody {
 		DataDir:    filepath.Join(dir, "data"),
 		Domain:     o.Domain,
 		CACertPath: filepath.Join(dir, "tls", o.Domain+".crt"),
-		log:        newLogBuffer(),
+		process:    newProcess("prosody"),
 	}
 	if err := p.prepare(); err != nil {
 		t.Fatalf("e2e: prosody: %v", err)
@@ -299,51 +290,19 @@ func (p *Prosody) startOn(port int) (portTaken bool, err error) {
 	if err := p.writeConfig(port); err != nil {
 		return false, err
 	}
-	p.mu.Lock()
-	if p.running {
-		p.mu.Unlock()
-		return false, errors.New("prosody already running")
-	}
-	pr, pw, err := os.Pipe()
-	if err != nil {
-		p.mu.Unlock()
-		return false, err
-	}
 	cmd := exec.Command(prosody, "--config", p.ConfigPath, "-F")
 	cmd.Dir = p.Dir
-	cmd.Stdout, cmd.Stderr = pw, pw
-	cmd.SysProcAttr = sysProcAttr()
-	from := p.log.Len()
-	if err := cmd.Start(); err != nil {
-		p.mu.Unlock()
-		pr.Close()
-		pw.Close()
-		return false, fmt.Errorf("starting prosody: %w", err)
+	from, exited, err := p.process.start(cmd)
+	if err != nil {
+		return false, err
 	}
-	pw.Close()
-	exited := make(chan struct{})
-	p.cmd, p.exited, p.exitErr, p.running, p.port, p.from = cmd, exited, nil, true, port, from
-	p.mu.Unlock()
-	readDone := make(chan struct{})
-	go func() {
-		defer close(readDone)
-		p.log.readLines(pr)
-		pr.Close()
-	}()
-	go func() {
-		err := cmd.Wait()
-		<-readDone
-		p.mu.Lock()
-		p.exitErr = err
-		p.mu.Unlock()
-		close(exited)
-	}()
+	p.port = port
 
 	// Prosody logs "Activated service 'c2s' on [127.0.0.1]:PORT" once it
 	// listens, "Failed to open server port PORT ..." when the bind fails.
 	listening := fmt.Sprintf("Activated service 'c2s' on [127.0.0.1]:%d", port)
 	failed := fmt.Sprintf("Failed to open server port %d", port)
-	line, err := waitLine(p.log, from, ProsodyStartTimeout, exited, func(l string) bool {
+	line, err := p.log.WaitLine(from, ProsodyStartTimeout, exited, func(l string) bool {
 		return strings.Contains(l, listening) || strings.Contains(l, failed) || strings.Contains(l, "Activated service 'c2s' on no ports")
 	})
 	if err == nil && !strings.Contains(line, listening) {
@@ -390,46 +349,17 @@ func (p *Prosody) checkConnect() error {
 	return nil
 }
 
-// waitLine waits for a log line at index from or later matching pred.
-func waitLine(b *LogBuffer, from int, timeout time.Duration, stop <-chan struct{}, pred func(string) bool) (string, error) {
-	deadline := time.NewTimer(timeout)
-	defer deadline.Stop()
-	stopped := false
-	for {
-		b.mu.Lock()
-		lines, changed := b.lines, b.changed
-		b.mu.Unlock()
-		for ; from < len(lines); from++ {
-			if pred(lines[from]) {
-				return lines[from], nil
-			}
-		}
-		if stopped {
-			return "", errors.New("the process exited without logging it")
-		}
-		select {
-		case <-changed:
-		case <-stop:
-			stopped, stop = true, nil
-		case <-deadline.C:
-			return "", fmt.Errorf("no such log line within %v", timeout)
-		}
-	}
-}
-
 // Server returns a *Server describing this Prosody's current address,
 // domain and certificate, so that the Go clients (Server.Connect,
 // Server.DialRaw) can talk to it. Only those fields are set: it is not an
 // imppd process (no direct TLS listener, no log). Call it again after a
 // restart.
 func (p *Prosody) Server() *Server {
-	p.mu.Lock()
-	defer p.mu.Unlock()
 	return &Server{
 		Dir: p.Dir, ConfigPath: p.ConfigPath, DataDir: p.DataDir,
 		Domains: []string{p.Domain}, Domain: p.Domain,
 		Addr: p.Addr, CACertPath: p.CACertPath, CACertPEM: p.CACertPEM, CAPool: p.CAPool,
-		log: newLogBuffer(),
+		process: newProcess("imppd"),
 	}
 }
 
@@ -441,24 +371,18 @@ func (p *Prosody) Server() *Server {
 // ProsodyStopGrace: the reference server's shutdown is not under test, so
 // that is logged, not returned. Stopping a stopped server returns nil.
 func (p *Prosody) Stop() error {
-	p.mu.Lock()
-	cmd, exited, running := p.cmd, p.exited, p.running
-	p.mu.Unlock()
-	if !running {
+	if !p.Running() {
 		return nil
 	}
 	p.waitIdle(2 * time.Second)
-	_ = cmd.Process.Signal(syscall.SIGTERM)
-	select {
-	case <-exited:
-	case <-time.After(ProsodyStopGrace):
-		_ = cmd.Process.Kill()
-		<-exited
-		p.log.Append(fmt.Sprintf("=== e2e: prosody did not exit within %v of SIGTERM; killed ===", ProsodyStopGrace))
-		p.markStopped()
+	// Killed (prosody's shutdown is not under test) or ended by SIGTERM:
+	// not an error.
+	killed, err := p.stop(ProsodyStopGrace)
+	var ee *exec.ExitError
+	if killed || errors.As(err, &ee) && !ee.Exited() {
 		return nil
 	}
-	return p.markStopped()
+	return err
 }
 
 // ProsodyStopGrace is how long Stop waits after SIGTERM.
@@ -467,15 +391,13 @@ const ProsodyStopGrace = 10 * time.Second
 // waitIdle waits up to timeout until prosody has logged as many client
 // disconnections as connections.
 func (p *Prosody) waitIdle(timeout time.Duration) {
-	p.mu.Lock()
+	p.process.mu.Lock()
 	from := p.from
-	p.mu.Unlock()
+	p.process.mu.Unlock()
 	deadline := time.NewTimer(timeout)
 	defer deadline.Stop()
 	for {
-		p.log.mu.Lock()
-		lines, changed := p.log.lines, p.log.changed
-		p.log.mu.Unlock()
+		lines, changed := p.log.snapshot()
 		open := 0
 		for _, l := range lines[min(from, len(lines)):] {
 			switch {
@@ -496,34 +418,6 @@ func (p *Prosody) waitIdle(timeout time.Duration) {
 	}
 }
 
-// Kill9 kills prosody with SIGKILL and waits for it.
-func (p *Prosody) Kill9() {
-	p.mu.Lock()
-	cmd, exited, running := p.cmd, p.exited, p.running
-	p.mu.Unlock()
-	if !running {
-		return
-	}
-	_ = cmd.Process.Kill()
-	<-exited
-	p.markStopped()
-}
-
-func (p *Prosody) markStopped() error {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	p.running = false
-	p.log.Append(fmt.Sprintf("=== e2e: prosody process %d ended: %v ===", p.cmd.Process.Pid, exitString(p.exitErr)))
-	if p.exitErr != nil {
-		var ee *exec.ExitError
-		// SIGTERM is how prosody is stopped, SIGKILL how it is crashed.
-		if errors.As(p.exitErr, &ee) && !ee.Exited() {
-			return nil
-		}
-	}
-	return p.exitErr
-}
-
 // Restart stops prosody (SIGTERM) unless it is stopped already, and
 // starts it again on the same configuration and data, on a new port.
 func (p *Prosody) Restart(t testing.TB) {
@@ -536,16 +430,6 @@ func (p *Prosody) Restart(t testing.TB) {
 		t.Fatalf("e2e: prosody restart: %v\nprosody log:\n%s", err, p.log.String())
 	}
 }
-
-// Running reports whether prosody is running.
-func (p *Prosody) Running() bool {
-	p.mu.Lock()
-	defer p.mu.Unlock()
-	return p.running
-}
-
-// Log returns prosody's output so far.
-func (p *Prosody) Log() *LogBuffer { return p.log }
 
 // Tracebacks returns the Lua tracebacks (internal errors) in the log.
 func (p *Prosody) Tracebacks() []string {
@@ -565,20 +449,7 @@ func (p *Prosody) cleanup(t testing.TB) {
 	if tb := p.Tracebacks(); len(tb) > 0 {
 		t.Logf("e2e: prosody logged %d internal errors, e.g. %s", len(tb), tb[0])
 	}
-	if !t.Failed() {
-		return
-	}
-	t.Logf("prosody configuration %s:\n%s", p.ConfigPath, p.config(p.port))
-	t.Logf("prosody log:\n%s", p.log.String())
-	if dir := os.Getenv("IMPPD_E2E_ARTIFACTS"); dir != "" {
-		name := strings.NewReplacer("/", "__", " ", "_", ":", "_").Replace(t.Name())
-		d := filepath.Join(dir, name)
-		if err := os.MkdirAll(d, 0o755); err == nil {
-			_ = os.WriteFile(filepath.Join(d, "prosody.log"), []byte(p.log.String()), 0o644)
-			_ = os.WriteFile(filepath.Join(d, "prosody.cfg.lua"), []byte(p.config(p.port)), 0o644)
-			t.Logf("e2e: prosody log and config kept in %s", d)
-		}
-	}
+	showFailure(t, "prosody", p.ConfigPath, p.config(p.port), p.log, "prosody.log")
 }
 
 // selfSigned makes an ECDSA P-256 certificate for domain that is its own

@@ -49,7 +49,7 @@ func TestStreamManagementResume(t *testing.T) {
 	// Acknowledge only the first, then lose the connection.
 	r.MustWrite("<a xmlns='" + nsSM + "' h='1'/>")
 	mark := s.Log().Len()
-	r.tcp.Close()
+	r.TCP.Close()
 	if _, err := s.WaitLog(mark, IOTimeout, func(e LogEntry) bool { return e.Msg() == "connection lost; session kept for resumption" }); err != nil {
 		t.Fatalf("server did not detach the session: %v", err)
 	}
@@ -116,7 +116,7 @@ func TestStreamManagementTimeout(t *testing.T) {
 	bob.Sendf("<message to='%s' type='chat' id='u1'><body>unacked</body></message>", full)
 	messagesFrom(t, r, 1, "unacked")
 	mark := s.Log().Len()
-	r.tcp.Close()
+	r.TCP.Close()
 	if _, err := s.WaitLog(mark, 30*time.Second, func(e LogEntry) bool { return e.Msg() == "unacknowledged messages routed again" }); err != nil {
 		t.Fatalf("unacknowledged message not routed again: %v", err)
 	}

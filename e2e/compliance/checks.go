@@ -9,6 +9,8 @@ import (
 	"slices"
 	"sort"
 	"strings"
+
+	"github.com/imppd/imppd/e2e/internal/xmltest"
 )
 
 // session is what the login showed.
@@ -36,24 +38,24 @@ func login(o options, cfg *tls.Config) (*session, error) {
 	}
 	s := &session{c: c}
 	fail := func(err error) (*session, error) { c.Close(); return nil, err }
-	if s.plain, err = c.open(nsClient); err != nil {
+	if s.plain, err = c.Open(xmltest.NSClient); err != nil {
 		return fail(fmt.Errorf("opening the stream: %w", err))
 	}
-	s.plainMechs = mechanisms(s.plain)
-	if s.plain.child(nsTLS, "starttls") == nil {
+	s.plainMechs = xmltest.Mechanisms(s.plain)
+	if s.plain.Child(xmltest.NSTLS, "starttls") == nil {
 		return fail(fmt.Errorf("no <starttls/> offered on %s: %s", o.addr, s.plain))
 	}
-	if s.preauth, err = c.startTLS(cfg.Clone()); err != nil {
+	if s.preauth, err = c.StartTLS(cfg.Clone()); err != nil {
 		return fail(fmt.Errorf("STARTTLS: %w", err))
 	}
-	s.tlsState = *c.tls
-	s.mechs = mechanisms(s.preauth)
+	s.tlsState = c.tls()
+	s.mechs = xmltest.Mechanisms(s.preauth)
 	for _, m := range mechPreference {
 		if !slices.Contains(s.mechs, m) {
 			continue
 		}
-		cond, f, err := c.auth(m, o.user, o.pass, s.mechs)
-		if errors.Is(err, errClientSide) {
+		cond, f, err := c.Auth(m, o.user, o.pass, s.mechs)
+		if errors.Is(err, xmltest.ErrClientSide) {
 			s.skipped = append(s.skipped, m+" ("+err.Error()+")")
 			continue
 		}
@@ -215,9 +217,9 @@ func (ch *checker) all() []Row {
 
 func (ch *checker) startTLS() Row {
 	r := row("RFC 6120 §5: STARTTLS", coreS, "`<starttls/>` offered on the plaintext stream; no SASL mechanism before TLS")
-	st := ch.s.plain.child(nsTLS, "starttls")
+	st := ch.s.plain.Child(xmltest.NSTLS, "starttls")
 	req := "optional"
-	if st.child(nsTLS, "required") != nil {
+	if st.Child(xmltest.NSTLS, "required") != nil {
 		req = "required"
 	}
 	if len(ch.s.plainMechs) > 0 {
@@ -239,19 +241,19 @@ func (ch *checker) tlsFloor() Row {
 		return r.with(Fail, "%s; second connection: %v", seen, err)
 	}
 	defer c.Close()
-	if _, err := c.open(nsClient); err != nil {
+	if _, err := c.Open(xmltest.NSClient); err != nil {
 		return r.with(Fail, "%s; second stream: %v", seen, err)
 	}
 	old := ch.tlsConfig.Clone()
 	old.MinVersion, old.MaxVersion = tls.VersionTLS10, tls.VersionTLS11
-	if err := c.write("<starttls xmlns='" + nsTLS + "'/>"); err != nil {
+	if err := c.WriteString("<starttls xmlns='" + xmltest.NSTLS + "'/>"); err != nil {
 		return r.with(Fail, "%s; %v", seen, err)
 	}
-	if p, err := c.next(); err != nil || !p.is(nsTLS, "proceed") {
+	if p, err := c.Next(); err != nil || !p.Is(xmltest.NSTLS, "proceed") {
 		return r.with(Fail, "%s; second STARTTLS: %v %s", seen, err, p)
 	}
-	if err := c.handshake(old); err == nil {
-		return r.with(Fail, "%s; but a TLS 1.1 handshake succeeded (%s)", seen, tls.VersionName(c.tls.Version))
+	if err := c.Handshake(old); err == nil {
+		return r.with(Fail, "%s; but a TLS 1.1 handshake succeeded (%s)", seen, tls.VersionName(c.tls().Version))
 	}
 	return r.with(Pass, "%s; TLS 1.1 refused", seen)
 }
@@ -266,8 +268,8 @@ func (ch *checker) saslRow() Row {
 		seen += "; not tried: " + strings.Join(ch.s.skipped, ", ")
 	}
 	var cbs []string
-	for _, cb := range ch.s.preauth.child(nsSASLCB, "sasl-channel-binding").childrenNamed(nsSASLCB, "channel-binding") {
-		cbs = append(cbs, cb.get("type"))
+	for _, cb := range ch.s.preauth.Child(nsSASLCB, "sasl-channel-binding").ChildrenNamed(nsSASLCB, "channel-binding") {
+		cbs = append(cbs, cb.Get("type"))
 	}
 	hasPlus := slices.ContainsFunc(ch.s.mechs, func(m string) bool { return strings.HasSuffix(m, "-PLUS") })
 	if hasPlus {
@@ -289,7 +291,7 @@ func (ch *checker) saslRow() Row {
 
 func (ch *checker) bindRow() Row {
 	r := row("RFC 6120 §7: resource binding", coreS, "`<bind/>` offered after authentication; the requested resource bound")
-	if ch.s.postauth.child(nsBind, "bind") == nil {
+	if ch.s.postauth.Child(xmltest.NSBind, "bind") == nil {
 		return r.with(Fail, "no <bind/> in the features after authentication")
 	}
 	want := ch.s.bare + "/" + ch.o.resource
@@ -311,21 +313,21 @@ func (ch *checker) directTLS() Row {
 	defer c.Close()
 	cfg := ch.tlsConfig.Clone()
 	cfg.NextProtos = []string{"xmpp-client"}
-	if err := c.handshake(cfg); err != nil {
+	if err := c.Handshake(cfg); err != nil {
 		return r.with(Fail, "%s: %v", ch.o.directTLS, err)
 	}
-	f, err := c.open(nsClient)
+	f, err := c.Open(xmltest.NSClient)
 	if err != nil {
 		return r.with(Fail, "%s: TLS ok, stream: %v", ch.o.directTLS, err)
 	}
-	alpn := c.tls.NegotiatedProtocol
+	alpn := c.tls().NegotiatedProtocol
 	if alpn == "" {
 		alpn = "none"
 	}
-	if f.child(nsTLS, "starttls") != nil {
+	if f.Child(xmltest.NSTLS, "starttls") != nil {
 		return r.with(Fail, "%s offers STARTTLS inside TLS", ch.o.directTLS)
 	}
-	return r.with(Pass, "%s, ALPN %s, certificate verified, mechanisms %s", tls.VersionName(c.tls.Version), alpn, strings.Join(mechanisms(f), " "))
+	return r.with(Pass, "%s, ALPN %s, certificate verified, mechanisms %s", tls.VersionName(c.tls().Version), alpn, strings.Join(xmltest.Mechanisms(f), " "))
 }
 
 func (ch *checker) disco() Row {
@@ -356,23 +358,23 @@ func (ch *checker) disco() Row {
 
 func (ch *checker) serverCaps() Row {
 	r := row("XEP-0115: entity capabilities of the server", coreAS+and+convers, "`<c/>` in the stream features whose `ver` hashes the server's disco#info")
-	c := ch.s.postauth.child(nsCaps, "c")
+	c := ch.s.postauth.Child(nsCaps, "c")
 	if c == nil {
 		return r.with(NotYet, "no <c/> in the stream features")
 	}
-	if c.get("hash") != "sha-1" {
-		return r.with(Pass, "<c hash='%s'/> (only sha-1 verified here)", c.get("hash"))
+	if c.Get("hash") != "sha-1" {
+		return r.with(Pass, "<c hash='%s'/> (only sha-1 verified here)", c.Get("hash"))
 	}
 	sum := sha1.Sum([]byte(capsString(ch.server)))
 	want := base64.StdEncoding.EncodeToString(sum[:])
-	if c.get("ver") != want {
-		return r.with(Fail, "ver %s, but disco#info hashes to %s", c.get("ver"), want)
+	if c.Get("ver") != want {
+		return r.with(Fail, "ver %s, but disco#info hashes to %s", c.Get("ver"), want)
 	}
-	d := ch.s.c.discoInfo(ch.o.domain, c.get("node")+"#"+c.get("ver"))
+	d := ch.s.c.discoInfo(ch.o.domain, c.Get("node")+"#"+c.Get("ver"))
 	if d.Err != "" {
-		return r.with(Fail, "ver %s matches, but disco#info of node %s#%s: %s", want, c.get("node"), c.get("ver"), d.Err)
+		return r.with(Fail, "ver %s matches, but disco#info of node %s#%s: %s", want, c.Get("node"), c.Get("ver"), d.Err)
 	}
-	return r.with(Pass, "node %s ver %s matches disco#info", c.get("node"), want)
+	return r.with(Pass, "node %s ver %s matches disco#info", c.Get("node"), want)
 }
 
 func (ch *checker) componentProtocol() Row {
@@ -385,14 +387,14 @@ func (ch *checker) componentProtocol() Row {
 		return r.with(Fail, "dial %s: %v", ch.o.component, err)
 	}
 	defer c.Close()
-	if _, err := c.open("jabber:component:accept"); err != nil {
+	if _, err := c.Open("jabber:component:accept"); err != nil {
 		return r.with(Fail, "%s: %v", ch.o.component, err)
 	}
-	if c.header.Name.Space != nsStream {
-		return r.with(Fail, "unexpected header %v", c.header.Name)
+	if c.Header.Name.Space != xmltest.NSStream {
+		return r.with(Fail, "unexpected header %v", c.Header.Name)
 	}
 	id := ""
-	for _, a := range c.header.Attr {
+	for _, a := range c.Header.Attr {
 		if a.Name.Local == "id" {
 			id = a.Value
 		}
@@ -412,7 +414,7 @@ func (ch *checker) pep() Row {
 	res, err := ch.s.c.iq("<iq type='get' id='%s' to='" + esc(ch.s.bare) + "'><pubsub xmlns='http://jabber.org/protocol/pubsub'><items node='" + node + "'/></pubsub></iq>")
 	if !ch.account.hasIdentity("pubsub", "pep") {
 		seen := "no pubsub/pep identity (identities: " + ch.account.identityList() + ")"
-		if err == nil && res.get("type") == "result" {
+		if err == nil && res.Get("type") == "result" {
 			seen += "; yet pubsub items were answered"
 		}
 		return r.with(NotYet, "%s", seen)
@@ -420,9 +422,9 @@ func (ch *checker) pep() Row {
 	if err != nil {
 		return r.with(Fail, "pubsub items query: %v", err)
 	}
-	cond := res.stanzaError()
+	cond := stanzaError(res)
 	switch {
-	case res.get("type") == "result" || cond == "item-not-found":
+	case res.Get("type") == "result" || cond == "item-not-found":
 		return r.with(Pass, "pubsub/pep identity; absent node: %s", or(cond, "empty result"))
 	default:
 		return r.with(Fail, "pubsub/pep advertised, but pubsub items: %s", cond)
@@ -440,19 +442,19 @@ func or(a, b string) string {
 
 func (ch *checker) rfc6121() Row {
 	r := row("RFC 6121: roster and presence", imS, "roster get answered; initial presence broadcast back to the sending resource")
-	res, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='" + nsRoster + "'/></iq>")
+	res, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='" + xmltest.NSRoster + "'/></iq>")
 	if err != nil {
 		return r.with(Fail, "roster get: %v", err)
 	}
-	if res.get("type") != "result" || res.child(nsRoster, "query") == nil {
+	if res.Get("type") != "result" || res.Child(xmltest.NSRoster, "query") == nil {
 		return r.with(Fail, "roster get: %s", res)
 	}
-	n := len(res.child(nsRoster, "query").childrenNamed(nsRoster, "item"))
-	if err := ch.s.c.write("<presence/>"); err != nil {
+	n := len(res.Child(xmltest.NSRoster, "query").ChildrenNamed(xmltest.NSRoster, "item"))
+	if err := ch.s.c.WriteString("<presence/>"); err != nil {
 		return r.with(Fail, "sending presence: %v", err)
 	}
 	_, err = ch.s.c.expect(ch.o.timeout, func(e *element) bool {
-		return e.is(nsClient, "presence") && e.get("type") == "" && strings.EqualFold(e.get("from"), ch.s.jid)
+		return e.Is(xmltest.NSClient, "presence") && e.Get("type") == "" && strings.EqualFold(e.Get("from"), ch.s.jid)
 	})
 	if err != nil {
 		return r.with(Fail, "roster of %d items; own initial presence not echoed: %v", n, err)
@@ -462,17 +464,17 @@ func (ch *checker) rfc6121() Row {
 
 func (ch *checker) rosterVersioning() Row {
 	r := row("RFC 6121 §2.6 / XEP-0237: roster versioning", convers, "`<ver xmlns='urn:xmpp:features:rosterver'/>` stream feature; `ver` on roster results; an unchanged version answered with an empty result (or the same roster and ver)")
-	feat := ch.s.postauth.child(nsRosterV, "ver") != nil
-	first, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='" + nsRoster + "' ver=''/></iq>")
+	feat := ch.s.postauth.Child(nsRosterV, "ver") != nil
+	first, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='" + xmltest.NSRoster + "' ver=''/></iq>")
 	if err != nil {
 		return r.with(Fail, "roster get ver='': %v", err)
 	}
-	q := first.child(nsRoster, "query")
-	ver := q.get("ver")
+	q := first.Child(xmltest.NSRoster, "query")
+	ver := q.Get("ver")
 	if !feat {
 		return r.with(NotYet, "no rosterver stream feature (ver on the result: %q)", ver)
 	}
-	if first.get("type") != "result" || q == nil {
+	if first.Get("type") != "result" || q == nil {
 		return r.with(Fail, "rosterver advertised; roster get with ver='': %s", first)
 	}
 	if ver == "" {
@@ -484,21 +486,21 @@ func (ch *checker) rosterVersioning() Row {
 			return r.with(Fail, "rosterver advertised, but the roster result has no ver attribute")
 		}
 	}
-	again, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='"+nsRoster+"' ver='%s'/></iq>", esc(ver))
+	again, err := ch.s.c.iq("<iq type='get' id='%s'><query xmlns='"+xmltest.NSRoster+"' ver='%s'/></iq>", esc(ver))
 	if err != nil {
 		return r.with(Fail, "roster get ver=%q: %v", ver, err)
 	}
-	if again.get("type") != "result" {
-		return r.with(Fail, "roster get ver=%q: %s", ver, again.stanzaError())
+	if again.Get("type") != "result" {
+		return r.with(Fail, "roster get ver=%q: %s", ver, stanzaError(again))
 	}
-	q2 := again.child(nsRoster, "query")
+	q2 := again.Child(xmltest.NSRoster, "query")
 	switch {
 	case q2 == nil:
 		return r.with(Pass, "feature advertised; ver %q; unchanged version → empty result", ver)
-	case q2.get("ver") == ver:
+	case q2.Get("ver") == ver:
 		return r.with(Pass, "feature advertised; ver %q; unchanged version → full roster, same ver", ver)
 	default:
-		return r.with(Fail, "unchanged version %q answered with ver %q", ver, q2.get("ver"))
+		return r.with(Fail, "unchanged version %q answered with ver %q", ver, q2.Get("ver"))
 	}
 }
 
@@ -509,15 +511,15 @@ func (ch *checker) vcardTemp() Row {
 	switch {
 	case err != nil:
 		got = err.Error()
-	case res.get("type") == "result":
+	case res.Get("type") == "result":
 		got = "own vCard: result"
 	default:
-		got = "own vCard: " + res.stanzaError()
+		got = "own vCard: " + stanzaError(res)
 	}
 	if !ch.server.has("vcard-temp") {
 		return r.with(NotYet, "vcard-temp not on the server's disco#info; %s", got)
 	}
-	if err != nil || (res.get("type") != "result" && res.stanzaError() != "item-not-found") {
+	if err != nil || (res.Get("type") != "result" && stanzaError(res) != "item-not-found") {
 		return r.with(Fail, "advertised; %s", got)
 	}
 	return r.with(Pass, "advertised; %s", got)
@@ -539,7 +541,7 @@ func (ch *checker) carbons() Row {
 	res, err := ch.s.c.iq("<iq type='set' id='%s'><enable xmlns='urn:xmpp:carbons:2'/></iq>")
 	if !ch.server.has("urn:xmpp:carbons:2") {
 		seen := "not on the server's disco#info"
-		if err == nil && res.get("type") == "result" {
+		if err == nil && res.Get("type") == "result" {
 			seen += "; yet enable answered with a result"
 		}
 		return r.with(NotYet, "%s", seen)
@@ -547,8 +549,8 @@ func (ch *checker) carbons() Row {
 	if err != nil {
 		return r.with(Fail, "advertised; enable: %v", err)
 	}
-	if res.get("type") != "result" {
-		return r.with(Fail, "advertised; enable: %s", res.stanzaError())
+	if res.Get("type") != "result" {
+		return r.with(Fail, "advertised; enable: %s", stanzaError(res))
 	}
 	return r.with(Pass, "advertised; enabled")
 }
@@ -559,7 +561,7 @@ func (ch *checker) blocking() Row {
 	res, err := ch.s.c.iq("<iq type='get' id='%s'><blocklist xmlns='urn:xmpp:blocking'/></iq>")
 	if !adv {
 		seen := "not on the server's or account's disco#info"
-		if err == nil && res.get("type") == "result" {
+		if err == nil && res.Get("type") == "result" {
 			seen += "; yet the blocklist was answered"
 		}
 		return r.with(NotYet, "%s", seen)
@@ -567,9 +569,9 @@ func (ch *checker) blocking() Row {
 	if err != nil {
 		return r.with(Fail, "advertised; blocklist get: %v", err)
 	}
-	bl := res.child("urn:xmpp:blocking", "blocklist")
-	if res.get("type") != "result" || bl == nil {
-		return r.with(Fail, "advertised; blocklist get: %s", or(res.stanzaError(), res.String()))
+	bl := res.Child("urn:xmpp:blocking", "blocklist")
+	if res.Get("type") != "result" || bl == nil {
+		return r.with(Fail, "advertised; blocklist get: %s", or(stanzaError(res), res.String()))
 	}
 	return r.with(Pass, "advertised; blocklist of %d items", len(bl.Children))
 }
@@ -621,16 +623,16 @@ func (ch *checker) privateStorage() Row {
 	if err != nil {
 		return r.with(Fail, "private get: %v", err)
 	}
-	if res.get("type") == "result" {
-		if res.child("jabber:iq:private", "query").child("storage:bookmarks", "storage") == nil {
+	if res.Get("type") == "result" {
+		if res.Child("jabber:iq:private", "query").Child("storage:bookmarks", "storage") == nil {
 			return r.with(Fail, "result without the requested <storage/>: %s", res)
 		}
 		return r.with(Pass, "storage:bookmarks retrieved")
 	}
-	if cond := res.stanzaError(); unimplemented(cond) {
+	if cond := stanzaError(res); unimplemented(cond) {
 		return r.with(NotYet, "private get: %s", cond)
 	}
-	return r.with(Fail, "private get: %s", res.stanzaError())
+	return r.with(Fail, "private get: %s", stanzaError(res))
 }
 
 func (ch *checker) mam() Row {
@@ -649,8 +651,8 @@ func (ch *checker) mam() Row {
 	if err != nil {
 		return r.with(Fail, "advertised; query: %v", err)
 	}
-	if res.get("type") != "result" || res.child("urn:xmpp:mam:2", "fin") == nil {
-		return r.with(Fail, "advertised; query answered %s", or(res.stanzaError(), res.String()))
+	if res.Get("type") != "result" || res.Child("urn:xmpp:mam:2", "fin") == nil {
+		return r.with(Fail, "advertised; query answered %s", or(stanzaError(res), res.String()))
 	}
 	return r.with(Pass, "advertised; query ended with <fin/>")
 }
@@ -665,33 +667,33 @@ func (ch *checker) upload() Row {
 	if err != nil {
 		return r.with(Fail, "%s: slot request: %v", j, err)
 	}
-	slot := res.child("urn:xmpp:http:upload:0", "slot")
-	put, get := slot.child("urn:xmpp:http:upload:0", "put").get("url"), slot.child("urn:xmpp:http:upload:0", "get").get("url")
-	if res.get("type") != "result" || !strings.HasPrefix(put, "https://") || !strings.HasPrefix(get, "https://") {
-		return r.with(Fail, "%s: slot request answered %s", j, or(res.stanzaError(), res.String()))
+	slot := res.Child("urn:xmpp:http:upload:0", "slot")
+	put, get := slot.Child("urn:xmpp:http:upload:0", "put").Get("url"), slot.Child("urn:xmpp:http:upload:0", "get").Get("url")
+	if res.Get("type") != "result" || !strings.HasPrefix(put, "https://") || !strings.HasPrefix(get, "https://") {
+		return r.with(Fail, "%s: slot request answered %s", j, or(stanzaError(res), res.String()))
 	}
 	return r.with(Pass, "%s: slot with HTTPS PUT and GET URLs", j)
 }
 
 func (ch *checker) registration() Row {
 	r := row("XEP-0077: in-band registration", imNote+and+convers, "`<register/>` stream feature when sign-up is open (off by default is fine); `jabber:iq:register` answered for the logged-in account")
-	feat := ch.s.preauth.child(nsRegFeat, "register") != nil
+	feat := ch.s.preauth.Child(nsRegFeat, "register") != nil
 	res, err := ch.s.c.iq("<iq type='get' id='%s' to='" + esc(ch.o.domain) + "'><query xmlns='" + nsRegister + "'/></iq>")
 	if err != nil {
 		return r.with(Fail, "register get: %v", err)
 	}
-	ok := res.get("type") == "result" && res.child(nsRegister, "query") != nil
+	ok := res.Get("type") == "result" && res.Child(nsRegister, "query") != nil
 	switch {
 	case feat && ok:
 		return r.with(Pass, "sign-up open (stream feature); registration form answered")
 	case ok:
 		return r.with(Pass, "sign-up closed (no stream feature); registration form answered for the account (password change)")
 	case feat:
-		return r.with(Fail, "stream feature offered, but register get: %s", res.stanzaError())
-	case unimplemented(res.stanzaError()):
-		return r.with(NotYet, "no stream feature; register get: %s", res.stanzaError())
+		return r.with(Fail, "stream feature offered, but register get: %s", stanzaError(res))
+	case unimplemented(stanzaError(res)):
+		return r.with(NotYet, "no stream feature; register get: %s", stanzaError(res))
 	}
-	return r.with(Fail, "register get: %s", or(res.stanzaError(), res.String()))
+	return r.with(Fail, "register get: %s", or(stanzaError(res), res.String()))
 }
 
 func (ch *checker) contactAddresses() Row {
@@ -711,45 +713,45 @@ func (ch *checker) contactAddresses() Row {
 
 func (ch *checker) streamManagement() Row {
 	r := row("XEP-0198: stream management", mobS+and+imAS+and+convers, "`<sm xmlns='urn:xmpp:sm:3'/>` after authentication; enable with resume answered `<enabled/>`; `<r/>` answered with a correct `<a h/>`")
-	if ch.s.postauth.child(nsSM, "sm") == nil {
+	if ch.s.postauth.Child(nsSM, "sm") == nil {
 		return r.with(NotYet, "no urn:xmpp:sm:3 stream feature")
 	}
 	c := ch.s.c
-	if err := c.write("<enable xmlns='" + nsSM + "' resume='true'/>"); err != nil {
+	if err := c.WriteString("<enable xmlns='" + nsSM + "' resume='true'/>"); err != nil {
 		return r.with(Fail, "enable: %v", err)
 	}
 	en, err := c.expect(ch.o.timeout, func(e *element) bool { return e.Name.Space == nsSM })
 	if err != nil {
 		return r.with(Fail, "advertised; enable: %v", err)
 	}
-	if !en.is(nsSM, "enabled") {
+	if !en.Is(nsSM, "enabled") {
 		return r.with(Fail, "advertised; enable answered %s", en)
 	}
-	resume := en.get("resume") == "true" || en.get("resume") == "1"
-	if err := c.write("<r xmlns='" + nsSM + "'/>"); err != nil {
+	resume := en.Get("resume") == "true" || en.Get("resume") == "1"
+	if err := c.WriteString("<r xmlns='" + nsSM + "'/>"); err != nil {
 		return r.with(Fail, "r: %v", err)
 	}
-	a, err := c.expect(ch.o.timeout, func(e *element) bool { return e.is(nsSM, "a") })
+	a, err := c.expect(ch.o.timeout, func(e *element) bool { return e.Is(nsSM, "a") })
 	if err != nil {
 		return r.with(Fail, "enabled (resume %t); <r/> not answered: %v", resume, err)
 	}
 	// We sent nothing the server counts since <enable/>: h must be 0.
-	if a.get("h") != "0" {
-		return r.with(Fail, "enabled; <a h='%s'/> after no stanzas (want 0)", a.get("h"))
+	if a.Get("h") != "0" {
+		return r.with(Fail, "enabled; <a h='%s'/> after no stanzas (want 0)", a.Get("h"))
 	}
-	return r.with(Pass, "enabled (resume %t, id %t); <a h='0'/>", resume, en.get("id") != "")
+	return r.with(Pass, "enabled (resume %t, id %t); <a h='0'/>", resume, en.Get("id") != "")
 }
 
 func (ch *checker) csi() Row {
 	r := row("XEP-0352: client state indication", mobS+and+convers, "`<csi xmlns='urn:xmpp:csi:0'/>` after authentication; `<inactive/>`/`<active/>` accepted without error")
-	if ch.s.postauth.child(nsCSI, "csi") == nil {
+	if ch.s.postauth.Child(nsCSI, "csi") == nil {
 		return r.with(NotYet, "no urn:xmpp:csi:0 stream feature")
 	}
 	c := ch.s.c
-	if err := c.write("<inactive xmlns='" + nsCSI + "'/>"); err != nil {
+	if err := c.WriteString("<inactive xmlns='" + nsCSI + "'/>"); err != nil {
 		return r.with(Fail, "inactive: %v", err)
 	}
-	if err := c.write("<active xmlns='" + nsCSI + "'/>"); err != nil {
+	if err := c.WriteString("<active xmlns='" + nsCSI + "'/>"); err != nil {
 		return r.with(Fail, "active: %v", err)
 	}
 	if err := c.alive(); err != nil {
@@ -773,10 +775,10 @@ func (ch *checker) extdisco() Row {
 		return r.with(NotYet, "no extdisco feature on the server's disco#info")
 	}
 	res, err := ch.s.c.iq("<iq type='get' id='%s' to='" + esc(ch.o.domain) + "'><services xmlns='" + ns + "'/></iq>")
-	if err != nil || res.get("type") != "result" {
-		return r.with(Fail, "%s advertised; services query: %v %s", ns, err, res.stanzaError())
+	if err != nil || res.Get("type") != "result" {
+		return r.with(Fail, "%s advertised; services query: %v %s", ns, err, stanzaError(res))
 	}
-	return r.with(Pass, "%s; %d services", ns, len(res.child(ns, "services").Children))
+	return r.with(Pass, "%s; %d services", ns, len(res.Child(ns, "services").Children))
 }
 
 func (ch *checker) proxy65() Row {
