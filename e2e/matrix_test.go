@@ -139,20 +139,22 @@ func bareOf(j string) string { b, _, _ := strings.Cut(j, "/"); return b }
 // traced reports whether the server's trace log shows an outgoing stanza
 // to full JID to whose XML contains every one of parts.
 func traced(s *Server, to string, parts ...string) bool {
-	for _, e := range s.Log().Entries(0) {
+	// The log is read from the server's output asynchronously: a line
+	// written before a stanza went out may be read after the client's
+	// answer to it came back, so wait for it rather than look once.
+	_, err := s.WaitLog(0, IOTimeout, func(e LogEntry) bool {
 		if e.Msg() != "trace" || e.Str("dir") != "out" || e.Str("jid") != to {
-			continue
+			return false
 		}
 		x := e.Str("xml")
-		ok := true
 		for _, p := range parts {
-			ok = ok && strings.Contains(x, p)
+			if !strings.Contains(x, p) {
+				return false
+			}
 		}
-		if ok {
-			return true
-		}
-	}
-	return false
+		return true
+	})
+	return err == nil
 }
 
 // ---- go-sendxmpp ----
