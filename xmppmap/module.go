@@ -162,6 +162,10 @@ type Session struct{ ss *session }
 // JID is the session's full JID.
 func (s Session) JID() jid.JID { return s.ss.jid }
 
+// Full is the session's full JID as a string, without allocating: for
+// per-stanza hooks keyed by session.
+func (s Session) Full() string { return s.ss.full }
+
 // Account is the session's principal.
 func (s Session) Account() core.PrincipalID { return s.ss.bare }
 

@@ -174,7 +174,7 @@ func (m *Module) filter(ev *xmppmap.RouteEvent) *xmppmap.StanzaError {
 		}
 		return &xmppmap.ErrBlocking
 	}
-	if m.srv.Served(ev.To.Domainpart()) && m.Blocks(ctx, to, ev.From.JID().String()) {
+	if m.srv.Served(ev.To.Domainpart()) && m.Blocks(ctx, to, ev.From.Full()) {
 		if ev.Stanza.Name.Local == "presence" || typ == "result" || typ == "error" {
 			return &dropped
 		}

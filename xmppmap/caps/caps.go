@@ -160,7 +160,7 @@ func (m *Module) presence(ev *xmppmap.PresenceEvent) {
 	if ver == "" {
 		return
 	}
-	full := ev.Session.JID().String()
+	full := ev.Session.Full()
 	m.mu.Lock()
 	cl := m.clients[full]
 	if cl == nil || cl.s != ev.Session {
@@ -211,7 +211,7 @@ func (m *Module) setLocked(cl *client, fs []string) bool {
 // currentLocked returns the state of session s if it still advertises hash and
 // ver.
 func (m *Module) currentLocked(s xmppmap.Session, hash, ver string) *client {
-	cl := m.clients[s.JID().String()]
+	cl := m.clients[s.Full()]
 	if cl == nil || cl.s != s || cl.hash != hash || cl.ver != ver {
 		return nil
 	}
@@ -309,7 +309,7 @@ func (m *Module) addLocked(k string, fs []string) []string {
 
 // end drops the state of a session that ended.
 func (m *Module) end(s xmppmap.Session) {
-	full := s.JID().String()
+	full := s.Full()
 	m.mu.Lock()
 	if cl := m.clients[full]; cl != nil && cl.s == s {
 		delete(m.clients, full)

@@ -435,10 +435,10 @@ func (m *Module) interestChanged(s xmppmap.Session, features []string) {
 	w := s.Account()
 	owners, err := m.srv.Engine().Watched(ctx, w)
 	if err != nil {
-		m.log.Warn("pep last items", "jid", s.JID().String(), "err", err)
+		m.log.Warn("pep last items", "jid", s.Full(), "err", err)
 		return
 	}
-	to := []core.AgentID{core.AgentID(s.JID().String())}
+	to := []core.AgentID{core.AgentID(s.Full())}
 	// Watched already applied the ACCESS RULES to these owners: their
 	// presence-model nodes need no second look.
 	seen := make(map[core.PrincipalID]bool, len(owners)+1)

@@ -296,7 +296,7 @@ func (m updateModule) Register(s *xmppmap.Server) {
 	s.OnSessionEnd(func(ss xmppmap.Session) {
 		owner := ss.Account()
 		for _, a := range s.Engine().Agents(owner) {
-			if string(a.ID) != ss.JID().String() {
+			if string(a.ID) != ss.Full() {
 				return
 			}
 		}
