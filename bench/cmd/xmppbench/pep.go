@@ -165,16 +165,11 @@ func runPEP(o *opts) (result, error) {
 		features:   []string{nsCaps, nsDiscoInfo, pepNode + "+notify"},
 	}
 	initial := "<iq type='get' id='roster1'><query xmlns='jabber:iq:roster'/></iq><presence>" + info.c(capsNode) + "</presence>"
-	specs := make([]loginSpec, k)
-	for i := range specs {
-		specs[i] = loginSpec{o.user(o.contacts + i), "pep"}
+	cs, err := o.loginHubContacts("pep")
+	defer closeAll(cs)
+	if err != nil {
+		return nil, err
 	}
-	lr := o.loginMany(specs, o.conc)
-	defer closeAll(lr.clients)
-	if err := lr.failed.err(); err != nil {
-		return nil, fmt.Errorf("login: %w", err)
-	}
-	cs := lr.clients
 	maxR := o.r
 	if maxR <= 0 { // -r 0: publish for -t instead (profiling)
 		maxR = pepMaxR

@@ -285,22 +285,30 @@ func parseBody(s string) (seq, ts int64, ok bool) {
 	return seq, ts, err1 == nil && err2 == nil
 }
 
+// loginHubContacts logs in the hub's K contacts with resource res.
+func (o *opts) loginHubContacts(res string) ([]*client, error) {
+	specs := make([]loginSpec, o.k)
+	for i := range specs {
+		specs[i] = loginSpec{o.user(o.contacts + i), res}
+	}
+	lr := o.loginMany(specs, o.conc)
+	if err := lr.failed.err(); err != nil {
+		return lr.clients, fmt.Errorf("login: %w", err)
+	}
+	return lr.clients, nil
+}
+
 // presence: the hub user, with K mutual contacts online, changes its
 // presence R times (at most W changes in flight); every contact must see
 // every change.
 func runPresence(o *opts) (result, error) {
 	k := o.k
 	hubBare := o.bare(o.hub)
-	specs := make([]loginSpec, k)
-	for i := range specs {
-		specs[i] = loginSpec{o.user(o.contacts + i), "pres"}
+	cs, err := o.loginHubContacts("pres")
+	defer closeAll(cs)
+	if err != nil {
+		return nil, err
 	}
-	lr := o.loginMany(specs, o.conc)
-	defer closeAll(lr.clients)
-	if err := lr.failed.err(); err != nil {
-		return nil, fmt.Errorf("login: %w", err)
-	}
-	cs := lr.clients
 	maxR := o.r
 	if maxR <= 0 { // -r 0: change presence for -t instead (profiling)
 		maxR = 1 << 22
